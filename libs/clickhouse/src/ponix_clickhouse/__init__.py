@@ -1,0 +1,1 @@
+"""ClickHouse BatchWriter, migrations and the yoyo clickhouse backend."""

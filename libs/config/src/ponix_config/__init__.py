@@ -1,0 +1,1 @@
+"""Shared pydantic-settings pieces for every Ponix service."""

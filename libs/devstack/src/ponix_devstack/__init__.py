@@ -1,0 +1,1 @@
+"""Real nats-server and ClickHouse child processes for tests, dev and bench."""

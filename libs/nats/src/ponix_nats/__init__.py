@@ -1,0 +1,1 @@
+"""JetStream connection, provisioning, BatchConsumer and EnvelopeProducer."""

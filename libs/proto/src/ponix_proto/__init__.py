@@ -1,0 +1,1 @@
+"""Ponix envelope types: betterproto API and upb-backed hot-path decoding."""

@@ -1,0 +1,1 @@
+"""Supervisor for named asyncio processes with ordered, bounded closers."""

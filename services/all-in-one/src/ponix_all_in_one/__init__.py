@@ -1,0 +1,1 @@
+"""Ponix all-in-one: producer and ingester under one runner."""

@@ -1,0 +1,1 @@
+"""The ponix command line."""

@@ -1,0 +1,1 @@
+"""Ponix ingester: JetStream to ClickHouse."""

@@ -1,0 +1,1 @@
+"""Ponix producer: publishes envelopes to JetStream."""
