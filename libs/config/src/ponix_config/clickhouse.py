@@ -1,0 +1,91 @@
+"""ClickHouse connection and batch-writer settings (``CLICKHOUSE_*``)."""
+
+from __future__ import annotations
+
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from ponix_config.base import PonixSettings
+from ponix_config.urls import split_credentials
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ClickHouseSettings(PonixSettings):
+    """Where envelopes are stored and how they are batched on the way in."""
+
+    model_config = SettingsConfigDict(env_prefix="CLICKHOUSE_")
+
+    url: str = Field(
+        "clickhouse://127.0.0.1:9000",
+        description="Native-protocol URL, clickhouse:// or clickhouses://; user:pass@ accepted.",
+    )
+    user: str = Field("default", description="User name (or put it in CLICKHOUSE_URL).")
+    password: SecretStr = Field(SecretStr(""), description="Password for CLICKHOUSE_USER.")
+    database: str = Field("ponix", pattern=_IDENT, description="Database of the envelope table.")
+    table: str = Field("processed_envelopes", pattern=_IDENT, description="Envelope table.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    send_receive_timeout: float = Field(30.0, gt=0, description="Seconds a query may stall.")
+
+    batch_max_rows: int = Field(5000, ge=1, description="Flush when a batch holds this many rows.")
+    batch_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Flush when a batch's payloads reach this size."
+    )
+    batch_max_latency: float = Field(
+        0.25, gt=0, description="Seconds a row may wait in a batch before it is flushed."
+    )
+    max_in_flight_rows: int = Field(
+        20_000,
+        ge=1,
+        description="Rows buffered or being inserted; when reached, fetching waits (backpressure).",
+    )
+    insert_timeout: float = Field(30.0, gt=0, description="Seconds one INSERT may take.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_url_credentials(cls, data: object) -> object:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        split = split_credentials(data["url"])
+        data = dict(data)
+        data["url"] = split.url
+        if split.user is not None:
+            data.setdefault("user", split.user)
+        if split.password is not None:
+            data.setdefault("password", split.password)
+        path = urlsplit(split.url).path.strip("/")
+        if path:
+            data.setdefault("database", path)
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
+            msg = f"{value!r} is not a clickhouse://host:port URL (the native protocol)"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _check_batching(self) -> Self:
+        if self.batch_max_rows > self.max_in_flight_rows:
+            msg = "CLICKHOUSE_BATCH_MAX_ROWS must not exceed CLICKHOUSE_MAX_IN_FLIGHT_ROWS"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (9440 if parts.scheme == "clickhouses" else 9000)
+
+    @property
+    def secure(self) -> bool:
+        return urlsplit(self.url).scheme == "clickhouses"

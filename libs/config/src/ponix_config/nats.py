@@ -1,0 +1,122 @@
+"""NATS connection, JetStream stream/consumer and dead-letter settings (``NATS_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from ponix_config.base import PonixSettings
+from ponix_config.urls import split_credentials
+
+_NAME = r"^[A-Za-z0-9_-]+$"
+_SUBJECT = r"^[A-Za-z0-9_.>*-]+$"
+
+
+class NatsSettings(PonixSettings):
+    """How to reach NATS and how the envelope stream and its durable consumer are shaped."""
+
+    model_config = SettingsConfigDict(env_prefix="NATS_")
+
+    url: str = Field(
+        "nats://127.0.0.1:4222",
+        description="Server URL(s), comma-separated; user:password@ in the URL is accepted.",
+    )
+    user: str | None = Field(None, description="User name (or put it in NATS_URL).")
+    password: SecretStr | None = Field(None, description="Password for NATS_USER.")
+    token: SecretStr | None = Field(None, description="Auth token.")
+    creds_file: Path | None = Field(None, description="A .creds file (JWT + nkey seed).")
+    nkey_seed_file: Path | None = Field(None, description="An nkey seed file.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle to verify the server.")
+    tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    tls_key_file: Path | None = Field(None, description="Client key for mutual TLS.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds per connection attempt.")
+    max_reconnect_attempts: int = Field(-1, ge=-1, description="-1 reconnects forever.")
+
+    stream: str = Field("PROCESSED_ENVELOPES", pattern=_NAME, description="JetStream stream.")
+    subject_prefix: str = Field(
+        "processed_envelopes",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="Publish on <prefix>.<organization_id>; the stream binds <prefix>.>.",
+    )
+    storage: Literal["file", "memory"] = Field("file", description="Stream storage.")
+    replicas: int = Field(1, ge=1, le=5, description="Stream replicas (3 in a cluster).")
+    duplicate_window: float = Field(
+        120.0, gt=0, description="Seconds during which a repeated Nats-Msg-Id is dropped."
+    )
+    max_msg_size: int = Field(
+        1_048_576, gt=0, description="Largest envelope in bytes the stream accepts."
+    )
+    max_age: float = Field(
+        7 * 24 * 3600.0, ge=0, description="Seconds a message is retained; 0 keeps forever."
+    )
+    max_bytes: int = Field(-1, ge=-1, description="Stream size limit in bytes; -1 is unlimited.")
+
+    consumer: str = Field("clickhouse-writer", pattern=_NAME, description="Durable consumer.")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Messages per fetch.")
+    fetch_expires: float = Field(1.0, gt=0, description="Seconds a fetch waits for messages.")
+    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacked message returns.")
+    max_deliver: int = Field(
+        10, ge=1, description="Deliveries before a message is dead-lettered with its last error."
+    )
+    max_ack_pending: int = Field(
+        20_000, ge=1, description="Unacked messages the server lets the consumer hold."
+    )
+    nak_delay_initial: float = Field(1.0, gt=0, description="Seconds of the first nak delay.")
+    nak_delay_max: float = Field(60.0, gt=0, description="Cap of the exponential nak delay.")
+
+    dlq_stream: str = Field("PROCESSED_ENVELOPES_DLQ", pattern=_NAME, description="DLQ stream.")
+    dlq_subject: str = Field(
+        "processed_envelopes_dlq", pattern=_SUBJECT, description="Subject of dead letters."
+    )
+    dlq_max_age: float = Field(30 * 24 * 3600.0, ge=0, description="DLQ retention in seconds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_url_credentials(cls, data: object) -> object:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        urls = [split_credentials(u.strip()) for u in data["url"].split(",") if u.strip()]
+        data = dict(data)
+        data["url"] = ",".join(u.url for u in urls)
+        for split in urls:
+            if split.user is not None and split.password is None and not data.get("token"):
+                data["token"] = split.user  # nats://TOKEN@host is the token form
+            elif split.user is not None:
+                data.setdefault("user", split.user)
+                data.setdefault("password", split.password)
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        for one in value.split(","):
+            if not one.startswith(("nats://", "tls://", "ws://", "wss://")):
+                msg = f"{one!r} is not a nats://, tls://, ws:// or wss:// URL"
+                raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _check_coherence(self) -> Self:
+        if self.nak_delay_initial > self.nak_delay_max:
+            msg = "must not exceed NATS_NAK_DELAY_MAX"
+            raise ValueError(msg)
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            msg = "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        return self.url.split(",")
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.subject_prefix}.>"]
+
+    def subject_for(self, organization_id: str) -> str:
+        """The subject an envelope of ``organization_id`` is published on."""
+        token = "".join(c if c.isalnum() or c in "-_" else "_" for c in organization_id)
+        return f"{self.subject_prefix}.{token or '_'}"

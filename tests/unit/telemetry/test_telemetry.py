@@ -1,0 +1,84 @@
+import io
+import json
+import logging
+
+import aiohttp
+import pytest
+
+import ponix_telemetry
+from ponix_config import TelemetrySettings
+from ponix_telemetry import HealthServer, configure_logging, get_logger, metrics
+
+
+@pytest.fixture
+def restore_logging() -> object:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield None
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_logs_are_json_lines_with_fields_off_a_tty() -> None:
+    out = io.StringIO()
+    configure_logging(TelemetrySettings(log_level="info", log_format="auto"), stream=out)
+    get_logger("ponix.test").info("batch stored", rows=12, table="processed_envelopes")
+    logging.getLogger("nats.aio.client").warning("reconnecting", extra={"attempt": 3})
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["event"] == "batch stored"
+    assert lines[0]["rows"] == 12
+    assert lines[0]["level"] == "info"
+    assert lines[0]["at"].endswith("Z")
+    assert lines[1]["event"] == "reconnecting"
+    assert lines[1]["attempt"] == 3
+    assert lines[1]["logger"] == "nats.aio.client"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_log_level_filters_lower_levels() -> None:
+    out = io.StringIO()
+    configure_logging(TelemetrySettings(log_level="warning", log_format="json"), stream=out)
+    get_logger("ponix.test").info("not shown")
+    get_logger("ponix.test").warning("shown")
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert events == ["shown"]
+
+
+async def test_readyz_follows_the_checks_and_metrics_are_served() -> None:
+    state = {"clickhouse": True}
+
+    async def clickhouse_up() -> bool:
+        return state["clickhouse"]
+
+    server = HealthServer("127.0.0.1", 0, check_ttl=0.0)
+    server.add_check("clickhouse", clickhouse_up)
+    await server.start()
+    base = f"http://127.0.0.1:{server.bound_port}"
+    metrics.ENVELOPES_ACKED.inc(0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 200
+                assert (await resp.json())["checks"] == {"clickhouse": True}
+            state["clickhouse"] = False
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["checks"] == {"clickhouse": False}
+            async with http.get(f"{base}/metrics") as resp:
+                body = await resp.text()
+                assert "ponix_envelopes_acked_total" in body
+    finally:
+        await server.stop()
+
+
+def test_public_api_is_pinned() -> None:
+    assert ponix_telemetry.__all__ == (
+        "HealthServer",
+        "ReadinessCheck",
+        "configure_logging",
+        "get_logger",
+        "metrics",
+    )
