@@ -1,1 +1,43 @@
-"""Supervisor for named asyncio processes with ordered, bounded closers."""
+"""Supervisor for named asyncio processes with ordered, bounded closers.
+
+See ``ponix_runner.runner`` for the lifecycle and ``ExitCode`` for the exit-code table.
+"""
+
+from ponix_runner.deadline import Deadline
+from ponix_runner.errors import (
+    AlreadyStartedError,
+    DuplicateNameError,
+    RunnerError,
+    SignalsUnavailableError,
+)
+from ponix_runner.main import run_main, user_error_line
+from ponix_runner.result import (
+    CloserOutcome,
+    CloserStatus,
+    ExitCode,
+    ProcessFailure,
+    RunResult,
+    ShutdownReason,
+)
+from ponix_runner.runner import CloserFn, ProcessFn, Runner
+from ponix_runner.token import ShutdownToken
+
+__all__ = (
+    "AlreadyStartedError",
+    "CloserFn",
+    "CloserOutcome",
+    "CloserStatus",
+    "Deadline",
+    "DuplicateNameError",
+    "ExitCode",
+    "ProcessFailure",
+    "ProcessFn",
+    "RunResult",
+    "Runner",
+    "RunnerError",
+    "ShutdownReason",
+    "ShutdownToken",
+    "SignalsUnavailableError",
+    "run_main",
+    "user_error_line",
+)
