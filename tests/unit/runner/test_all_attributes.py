@@ -27,6 +27,7 @@ PUBLIC = (
     "SignalsUnavailableError",
     "run_main",
     "user_error_line",
+    "wait_until_available",
 )
 
 

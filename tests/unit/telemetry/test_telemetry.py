@@ -76,9 +76,11 @@ async def test_readyz_follows_the_checks_and_metrics_are_served() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert ponix_telemetry.__all__ == (
+        "Component",
         "HealthServer",
         "ReadinessCheck",
         "configure_logging",
         "get_logger",
         "metrics",
+        "serve",
     )

@@ -20,6 +20,7 @@ from ponix_runner.result import (
     ShutdownReason,
 )
 from ponix_runner.runner import CloserFn, ProcessFn, Runner
+from ponix_runner.startup import wait_until_available
 from ponix_runner.token import ShutdownToken
 
 __all__ = (
@@ -40,4 +41,5 @@ __all__ = (
     "SignalsUnavailableError",
     "run_main",
     "user_error_line",
+    "wait_until_available",
 )

@@ -3,5 +3,14 @@
 from ponix_telemetry import metrics
 from ponix_telemetry.health import HealthServer, ReadinessCheck
 from ponix_telemetry.logs import configure_logging, get_logger
+from ponix_telemetry.service import Component, serve
 
-__all__ = ("HealthServer", "ReadinessCheck", "configure_logging", "get_logger", "metrics")
+__all__ = (
+    "Component",
+    "HealthServer",
+    "ReadinessCheck",
+    "configure_logging",
+    "get_logger",
+    "metrics",
+    "serve",
+)

@@ -1,0 +1,78 @@
+"""Hosting a service: health endpoint first, then start-up, then the runner until shutdown.
+
+``/healthz`` answers from the first moment, and ``/readyz`` says "not ready" while start-up is
+still waiting for NATS or ClickHouse, so an orchestrator can tell a slow start from a dead one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+from ponix_config import TelemetrySettings
+from ponix_runner import Runner, RunResult
+from ponix_telemetry.health import HealthServer, ReadinessCheck
+from ponix_telemetry.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Component(Protocol):
+    """A started part of a service (the ingester, the producer) that the runner supervises."""
+
+    def register(self, runner: Runner) -> None:
+        """Add its processes and closers, closers in the order they must run."""
+
+    def readiness(self) -> Mapping[str, ReadinessCheck]:
+        """Named checks that must all pass for ``/readyz`` to answer 200."""
+
+
+StartFn = Callable[[], Awaitable[Sequence[Component]]]
+
+
+async def serve(
+    name: str,
+    start: StartFn,
+    telemetry: TelemetrySettings,
+    *,
+    grace: float = 4.0,
+    health_timeout: float = 1.0,
+) -> RunResult:
+    """Serve health, run ``start()``, then supervise the components until shutdown."""
+    health = (
+        HealthServer(telemetry.http_host, telemetry.http_port) if telemetry.http_enabled else None
+    )
+    started = False
+
+    async def started_check() -> bool:
+        return started
+
+    if health is not None:
+        health.add_check("started", started_check)
+        await health.start()
+    try:
+        log.info("service starting", service=name)
+        components = await start()
+    except BaseException:
+        if health is not None:
+            await health.stop()
+        raise
+    runner = Runner(grace=grace)
+    for component in components:
+        component.register(runner)
+        if health is not None:
+            for check_name, check in component.readiness().items():
+                health.add_check(check_name, check)
+    if health is not None:
+        runner.add_closer("health server", health.stop, timeout=health_timeout)
+    started = True
+    log.info("service started", service=name)
+    result = await runner.run()
+    log.info(
+        "service stopped",
+        service=name,
+        reason=result.reason.value,
+        exit_code=int(result.exit_code),
+        failures=[f"{f.name}: {f.message}" for f in result.failures],
+    )
+    return result
