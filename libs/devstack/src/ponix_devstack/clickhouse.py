@@ -17,11 +17,11 @@ from ponix_devstack.clickhouse_config import (
     render_server_config,
     render_users,
 )
-from ponix_devstack.deadline import Deadline
 from ponix_devstack.errors import QueryFailedError, ServerNotStartedError, UsersNotReloadedError
 from ponix_devstack.ports import LOOPBACK, PortSet
 from ponix_devstack.process import ServerProcess
 from ponix_devstack.readiness import clickhouse_http_query, probe_clickhouse, wait_until_ready
+from ponix_runner import Deadline
 
 _READONLY_QUERY = "SELECT value FROM system.settings WHERE name = 'readonly'"
 

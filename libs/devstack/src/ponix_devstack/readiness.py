@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ponix_devstack.deadline import Deadline
 from ponix_devstack.errors import QueryFailedError, ServerNotReadyError
 from ponix_devstack.probes import can_connect, http_request, read_banner
+from ponix_runner import Deadline
 
 
 @dataclass(frozen=True, slots=True)
