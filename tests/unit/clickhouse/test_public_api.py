@@ -1,0 +1,78 @@
+"""The lib's public surface is exactly ``__all__``, and every name in it exists."""
+
+from __future__ import annotations
+
+import ponix_clickhouse
+
+EXPECTED = (
+    "DATETIME64_SINCE",
+    "DEDUP_TOKEN_SINCE",
+    "ENVELOPE_COLUMNS",
+    "INSERT_FAILURES",
+    "JSON_TYPE_SINCE",
+    "MIGRATIONS_DIR_ENV",
+    "Backoff",
+    "BatchWriter",
+    "ClickHouseAuthError",
+    "ClickHouseBackend",
+    "ClickHouseConnection",
+    "ClickHouseError",
+    "ClickHouseUnavailableError",
+    "InsertError",
+    "InvalidIdentifierError",
+    "MigrationError",
+    "MigrationLockedError",
+    "MigrationReport",
+    "QueryError",
+    "QueryResult",
+    "SchemaError",
+    "ShutdownToken",
+    "TableLayout",
+    "check_identifier",
+    "dedup_token",
+    "envelope_layout",
+    "insert_error",
+    "make_client",
+    "migrate",
+    "migrations_dir",
+    "parse_version",
+    "ping",
+    "qualified_name",
+    "quote_identifier",
+    "read_table_layout",
+    "run_query",
+    "server_version",
+)
+
+
+def test_all_is_pinned() -> None:
+    assert isinstance(ponix_clickhouse.__all__, tuple)
+    assert ponix_clickhouse.__all__ == EXPECTED
+
+
+def test_every_exported_name_exists() -> None:
+    for name in ponix_clickhouse.__all__:
+        assert getattr(ponix_clickhouse, name) is not None, name
+
+
+def test_errors_share_one_root_with_stable_codes() -> None:
+    errors = [
+        ponix_clickhouse.ClickHouseUnavailableError,
+        ponix_clickhouse.ClickHouseAuthError,
+        ponix_clickhouse.QueryError,
+        ponix_clickhouse.InsertError,
+        ponix_clickhouse.SchemaError,
+        ponix_clickhouse.MigrationError,
+        ponix_clickhouse.MigrationLockedError,
+        ponix_clickhouse.InvalidIdentifierError,
+    ]
+    codes = [error.code for error in errors]
+    assert all(issubclass(error, ponix_clickhouse.ClickHouseError) for error in errors)
+    assert all(code.startswith("clickhouse.") for code in codes)
+    assert len(set(codes)) == len(codes)
+
+
+def test_the_yoyo_entry_point_names_our_backend() -> None:
+    from yoyo.backends.base import get_backend_class
+
+    assert get_backend_class("clickhouse") is ponix_clickhouse.ClickHouseBackend
