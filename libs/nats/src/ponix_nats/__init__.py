@@ -1,1 +1,73 @@
-"""JetStream connection, provisioning, BatchConsumer and EnvelopeProducer."""
+"""JetStream connection, provisioning, BatchConsumer and EnvelopeProducer.
+
+Nothing outside this package imports its modules directly: use the names re-exported here.
+"""
+
+from ponix_nats.connection import connect, tls_context
+from ponix_nats.consumer import (
+    BackpressureProcessor,
+    BatchConsumer,
+    BatchProcessor,
+    ShutdownSignal,
+)
+from ponix_nats.dead_letter import (
+    DeadLetter,
+    DeadLetterPublisher,
+    Redriven,
+    get_dead_letter,
+    list_dead_letters,
+    redrive,
+)
+from ponix_nats.errors import (
+    DeadLetterNotFoundError,
+    NatsAuthError,
+    NatsError,
+    NatsUnavailableError,
+    ProvisioningError,
+    PublishError,
+)
+from ponix_nats.outcome import ACK, Ack, Nak, Outcome, ProcessingResult, Term, nak_delay
+from ponix_nats.producer import EnvelopeProducer, PublishAck, SerializableEnvelope
+from ponix_nats.provisioning import (
+    ProvisionedTopology,
+    consumer_config,
+    dlq_stream_config,
+    ensure_jetstream,
+    stream_config,
+)
+
+__all__ = (
+    "ACK",
+    "Ack",
+    "BackpressureProcessor",
+    "BatchConsumer",
+    "BatchProcessor",
+    "DeadLetter",
+    "DeadLetterNotFoundError",
+    "DeadLetterPublisher",
+    "EnvelopeProducer",
+    "Nak",
+    "NatsAuthError",
+    "NatsError",
+    "NatsUnavailableError",
+    "Outcome",
+    "ProcessingResult",
+    "ProvisionedTopology",
+    "ProvisioningError",
+    "PublishAck",
+    "PublishError",
+    "Redriven",
+    "SerializableEnvelope",
+    "ShutdownSignal",
+    "Term",
+    "connect",
+    "consumer_config",
+    "dlq_stream_config",
+    "ensure_jetstream",
+    "get_dead_letter",
+    "list_dead_letters",
+    "nak_delay",
+    "redrive",
+    "stream_config",
+    "tls_context",
+)

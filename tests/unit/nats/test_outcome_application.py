@@ -1,0 +1,179 @@
+"""How BatchConsumer applies a ProcessingResult, with an in-memory fake of the messages, the
+connection and the dead-letter publisher (the real-server behaviour is in tests/integration)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ponix_config import NatsSettings
+from ponix_nats import ACK, BatchConsumer, Nak, ProcessingResult, PublishError, Term
+from ponix_nats.consumer import _Batch
+
+Log = list[tuple[str, ...]]
+
+
+@dataclass
+class FakeMeta:
+    @dataclass
+    class Seq:
+        stream: int
+        consumer: int
+
+    num_delivered: int
+    sequence: Seq
+    stream: str = "S"
+    num_pending: int = 0
+
+
+@dataclass
+class FakeMsg:
+    data: bytes
+    log: Log
+    deliveries: int = 1
+    subject: str = "env.acme"
+    headers: dict[str, str] | None = None
+    is_acked: bool = False
+    metadata: FakeMeta = field(init=False)
+
+    def __post_init__(self) -> None:
+        seq = int(self.data.decode().removeprefix("m"))
+        self.metadata = FakeMeta(self.deliveries, FakeMeta.Seq(seq, seq))
+
+    @property
+    def reply(self) -> str:
+        return f"$JS.ACK.{self.data.decode()}"
+
+    async def ack(self) -> None:
+        assert not self.is_acked, "acked twice"
+        self.is_acked = True
+        self.log.append(("ack", self.data.decode()))
+
+    async def nak(self, delay: float | None = None) -> None:
+        assert not self.is_acked, "resolved twice"
+        self.is_acked = True
+        self.log.append(("nak", self.data.decode(), f"{delay:g}"))
+
+    async def in_progress(self) -> None:
+        self.log.append(("wpi", self.data.decode()))
+
+
+class FakeClient:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def publish(self, subject: str, payload: bytes = b"", **_: Any) -> None:
+        self.log.append(("publish", subject, payload.decode()))
+
+
+class FakeDeadLetters:
+    def __init__(self, log: Log, fail: set[bytes] = frozenset()) -> None:  # type: ignore[assignment]
+        self.log = log
+        self.fail = fail
+
+    async def publish_many(
+        self, letters: Sequence[tuple[Any, str, str]]
+    ) -> list[PublishError | None]:
+        out: list[PublishError | None] = []
+        for msg, code, reason in letters:
+            if msg.data in self.fail:
+                out.append(PublishError("dlq", None, "dlq stream is full"))
+            else:
+                self.log.append(("dlq", msg.data.decode(), code, reason))
+                out.append(None)
+        return out
+
+
+SETTINGS = NatsSettings(max_deliver=3, nak_delay_initial=0.5, nak_delay_max=4.0)
+
+
+def make(
+    log: Log,
+    processor: Any = None,
+    fail: set[bytes] = frozenset(),  # type: ignore[assignment]
+) -> BatchConsumer:
+    return BatchConsumer(
+        FakeClient(log),  # type: ignore[arg-type]
+        SETTINGS,
+        processor,
+        dead_letters=FakeDeadLetters(log, fail),  # type: ignore[arg-type]
+        js=object(),  # type: ignore[arg-type]
+    )
+
+
+def msgs(log: Log, *deliveries: int) -> list[FakeMsg]:
+    return [FakeMsg(f"m{i}".encode(), log, d) for i, d in enumerate(deliveries, start=1)]
+
+
+async def test_ack_all_acks_each_message_once_in_order() -> None:
+    log: Log = []
+    batch = msgs(log, 1, 1, 1)
+    await make(log)._apply(batch, ProcessingResult.ack_all(3))  # type: ignore[arg-type]
+    assert log == [("ack", "m1"), ("ack", "m2"), ("ack", "m3")]
+
+
+async def test_each_outcome_goes_to_its_own_message() -> None:
+    log: Log = []
+    batch = msgs(log, 1, 3, 1, 2)
+    result = ProcessingResult(
+        [
+            ACK,
+            Nak("ch.down", "refused"),  # third delivery: 0.5 * 2**2 = 2 s
+            Nak("ch.down", "refused", delay=0.25),
+            Term("envelope.undecodable", "truncated"),
+        ]
+    )
+    await make(log)._apply(batch, result)  # type: ignore[arg-type]
+    assert log[:2] == [("ack", "m1"), ("nak", "m3", "0.25")]
+    # Each DLQ copy strictly before its term, and the term carries the reason.
+    for seq, code, reason in (
+        ("m2", "ch.down", "max_deliver reached: refused"),
+        ("m4", "envelope.undecodable", "truncated"),
+    ):
+        assert log.index(("dlq", seq, code, reason)) < log.index(
+            ("publish", f"$JS.ACK.{seq}", f"+TERM {reason}")
+        )
+    assert len(log) == 6
+
+
+async def test_nak_without_delay_backs_off_by_delivery_count() -> None:
+    log: Log = []
+    batch = msgs(log, 1, 2)
+    await make(log)._apply(batch, ProcessingResult.nak_all(2, "ch.down", "refused"))  # type: ignore[arg-type]
+    assert log == [("nak", "m1", "0.5"), ("nak", "m2", "1")]
+
+
+async def test_failed_dlq_copy_naks_instead_of_terming() -> None:
+    log: Log = []
+    batch = msgs(log, 2)
+    await make(log, fail={b"m1"})._apply(batch, ProcessingResult([Term("x", "bad")]))  # type: ignore[arg-type]
+    assert log == [("nak", "m1", "1")]
+
+
+@pytest.mark.parametrize(
+    ("process", "code"),
+    [
+        ("raise", "processor.failed"),
+        ("short", "processor.bad_result"),
+    ],
+)
+async def test_a_broken_processor_naks_the_whole_batch_with_backoff(
+    process: str, code: str
+) -> None:
+    log: Log = []
+
+    class Broken:
+        async def process(self, batch: Sequence[FakeMsg]) -> ProcessingResult:
+            if process == "raise":
+                raise ValueError("boom")
+            return ProcessingResult.ack_all(len(batch) - 1)
+
+    consumer = make(log, Broken())
+    batch = msgs(log, 1, 1)
+    consumer._in_flight = 2
+    await consumer._handle(_Batch(batch, 0.0))  # type: ignore[arg-type]
+    assert log == [("nak", "m1", "0.5"), ("nak", "m2", "0.5")]
+    assert consumer.in_flight == 0

@@ -1,0 +1,57 @@
+"""The public surface of ponix_nats is exactly its ``__all__``; nothing else is imported."""
+
+import ponix_nats
+
+EXPECTED = (
+    "ACK",
+    "Ack",
+    "BackpressureProcessor",
+    "BatchConsumer",
+    "BatchProcessor",
+    "DeadLetter",
+    "DeadLetterNotFoundError",
+    "DeadLetterPublisher",
+    "EnvelopeProducer",
+    "Nak",
+    "NatsAuthError",
+    "NatsError",
+    "NatsUnavailableError",
+    "Outcome",
+    "ProcessingResult",
+    "ProvisionedTopology",
+    "ProvisioningError",
+    "PublishAck",
+    "PublishError",
+    "Redriven",
+    "SerializableEnvelope",
+    "ShutdownSignal",
+    "Term",
+    "connect",
+    "consumer_config",
+    "dlq_stream_config",
+    "ensure_jetstream",
+    "get_dead_letter",
+    "list_dead_letters",
+    "nak_delay",
+    "redrive",
+    "stream_config",
+    "tls_context",
+)
+
+
+def test_all_is_a_sorted_tuple_pinned_here() -> None:
+    assert isinstance(ponix_nats.__all__, tuple)
+    assert ponix_nats.__all__ == EXPECTED
+    assert list(EXPECTED) == sorted(EXPECTED)
+
+
+def test_every_exported_name_exists() -> None:
+    for name in ponix_nats.__all__:
+        assert getattr(ponix_nats, name) is not None, name
+
+
+def test_errors_share_one_root() -> None:
+    for name in ponix_nats.__all__:
+        obj = getattr(ponix_nats, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, ponix_nats.NatsError), name
