@@ -1,0 +1,65 @@
+"""Envelopes from JSON lines: one proto-JSON ``ProcessedEnvelope`` object per line.
+
+Fields use the proto names (``end_device_id``) or their lowerCamel JSON names; timestamps are
+RFC 3339 strings; ``data`` is any JSON object. An envelope without ``id`` gets a fresh UUIDv7.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC
+
+from google.protobuf import json_format
+
+from ponix_producer.synthetic import OutgoingEnvelope
+from ponix_proto import new_envelope_id, pb
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that is not an envelope: where it is and why, in one line."""
+
+    line_number: int
+    reason: str
+
+    code = "envelope.bad_json_line"
+
+    def __str__(self) -> str:
+        return f"line {self.line_number}: {self.reason}"
+
+
+def envelope_from_json(text: str) -> OutgoingEnvelope:
+    """Parse one JSON envelope; raises ``ValueError`` with a one-line reason."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"not JSON ({exc.msg} at column {exc.colno})"
+        raise ValueError(msg) from None
+    if not isinstance(obj, dict):
+        msg = f"expected a JSON object, got {type(obj).__name__}"
+        raise ValueError(msg)
+    env = pb.ProcessedEnvelope()
+    try:
+        json_format.ParseDict(obj, env)
+    except json_format.ParseError as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
+    if not env.end_device_id:
+        raise ValueError("end_device_id is required")
+    if not env.HasField("occurred_at"):
+        raise ValueError("occurred_at is required")
+    if not env.id:
+        env.id = new_envelope_id(env.occurred_at.ToDatetime(tzinfo=UTC))
+    return OutgoingEnvelope(env.SerializeToString(), env.id, env.organization_id)
+
+
+def read_envelopes(lines: Iterable[str]) -> Iterator[OutgoingEnvelope | BadLine]:
+    """Each non-blank line as an envelope, or a ``BadLine`` naming its line number."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield envelope_from_json(line)
+        except ValueError as exc:
+            yield BadLine(number, str(exc))
