@@ -144,10 +144,8 @@ def test_runtime_logs_json_and_sets_only_real_settings(
     assert [s.name for s in dockerfile.chain(target)] == [target, "runtime"]
     assert env["LOG_FORMAT"] == "json"
     assert set(env) - RUNTIME_ENV_ALLOWED <= known_env_names
-    if target != "producer":
-        assert env["CLICKHOUSE_MIGRATIONS_DIR"] == "/app/migrations"
-        copied = [i.args for i in dockerfile.stages[target].of("COPY") if not i.flag("from")]
-        assert ("migrations/", "/app/migrations/") in copied
+    # Migrations ship inside the ponix-clickhouse package: no separate copy, no override.
+    assert "CLICKHOUSE_MIGRATIONS_DIR" not in env
 
 
 @pytest.mark.parametrize("target", sorted(SERVICE_TARGETS))
@@ -242,5 +240,9 @@ def test_dockerignore_keeps_caches_and_checkouts_out(dockerignore: Any) -> None:
         "bench/results/x.json",
     ):
         assert dockerignore.excludes(path), path
-    for path in ("uv.lock", "libs/runner/src/ponix_runner/runner.py", "migrations/0001_x.py"):
+    for path in (
+        "uv.lock",
+        "libs/runner/src/ponix_runner/runner.py",
+        "libs/clickhouse/src/ponix_clickhouse/migrations/0001_x.py",
+    ):
         assert not dockerignore.excludes(path), path
