@@ -1,0 +1,1 @@
+"""Helpers shared by the integration and fault suites (no fixtures here: see each conftest)."""
