@@ -7,6 +7,7 @@ tests/integration/clickhouse; here every rule is checked deterministically.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -246,8 +247,9 @@ async def test_at_most_max_concurrent_inserts_run_at_once(
 
 
 async def test_transient_failure_fails_the_futures_pauses_and_recovers(
-    make_writer: MakeWriter, server: FakeServer
+    make_writer: MakeWriter, server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="ponix_clickhouse.writer")
     writer = make_writer(batch_max_rows=10)
     server.fail_with = NetworkError("Connection refused (127.0.0.1:9000)")
     server.pings_fail = True
@@ -275,6 +277,12 @@ async def test_transient_failure_fails_the_futures_pauses_and_recovers(
     assert writer.healthy
     await within(writer.add(rows(10, 20), 10))
     assert len(server.inserts) == 1
+    # The operator reads one line when the outage starts and one when it ends, not one a batch.
+    said = [r.getMessage() for r in caplog.records if r.name == "ponix_clickhouse.writer"]
+    assert said == [
+        "clickhouse insert failed, backing off",
+        "clickhouse reachable again, resuming inserts",
+    ]
 
 
 async def test_too_many_parts_is_transient(make_writer: MakeWriter, server: FakeServer) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -39,6 +40,8 @@ from ponix_clickhouse.layout import DEDUP_TOKEN_SINCE, ENVELOPE_COLUMNS
 from ponix_clickhouse.sql import column_list, qualified_name
 from ponix_config import ClickHouseSettings
 from ponix_telemetry import metrics
+
+log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
@@ -361,6 +364,12 @@ class BatchWriter:
         self._failures += 1
         delay = self._backoff.delay(self._failures)
         self._resume_at = max(self._resume_at, loop.time() + delay)
+        if self._healthy.is_set():
+            # One line per outage, not per batch: the probe says when it is over.
+            log.warning(
+                "clickhouse insert failed, backing off",
+                extra={"reason": error.reason, "error": error.detail, "retry_in": round(delay, 2)},
+            )
         self._healthy.clear()
         self._update_ready()
         if (self._probe_task is None or self._probe_task.done()) and not self._closed:
@@ -395,6 +404,7 @@ class BatchWriter:
                 self._failures += 1
                 self._resume_at = loop.time() + self._backoff.delay(self._failures)
                 continue
+            log.info("clickhouse reachable again, resuming inserts")
             self._healthy.set()
             self._update_ready()
             return

@@ -46,6 +46,9 @@ def configure_logging(settings: TelemetrySettings, *, stream: TextIO | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # clickhouse-driver logs a full traceback for every failed reconnect; the writer already
+    # says, once per outage, that ClickHouse is failing and why.
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             *_SHARED,
