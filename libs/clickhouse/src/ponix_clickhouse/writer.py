@@ -178,6 +178,11 @@ class BatchWriter:
         return self._healthy.is_set()
 
     @property
+    def accepting(self) -> bool:
+        """True when :meth:`ready` would return at once (healthy, with room)."""
+        return self._ready.is_set() or self._closing
+
+    @property
     def columns(self) -> tuple[str, ...]:
         return self._columns
 

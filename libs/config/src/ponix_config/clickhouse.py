@@ -65,6 +65,11 @@ class ClickHouseSettings(PonixSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - parsing is the check
+        except ValueError:
+            msg = f"{value!r} has an invalid port"
+            raise ValueError(msg) from None
         if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
             msg = f"{value!r} is not a clickhouse://host:port URL (the native protocol)"
             raise ValueError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -96,6 +97,11 @@ class NatsSettings(PonixSettings):
             if not one.startswith(("nats://", "tls://", "ws://", "wss://")):
                 msg = f"{one!r} is not a nats://, tls://, ws:// or wss:// URL"
                 raise ValueError(msg)
+            try:
+                urlsplit(one).port  # noqa: B018 - parsing is the check
+            except ValueError:
+                msg = f"{one!r} has an invalid port"
+                raise ValueError(msg) from None
         return value
 
     @model_validator(mode="after")

@@ -20,10 +20,9 @@ def split_credentials(url: str) -> SplitUrl:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return SplitUrl(url=url, user=None, password=None)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    # Keep host:port as written (no port parsing here): a bad port is reported by the URL's
+    # own validator, on the URL without its credentials.
+    netloc = parts.netloc.rpartition("@")[2]
     clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None

@@ -1,30 +1,44 @@
-"""``BatchConsumer``: fetch from the durable pull consumer, hand batches to a processor, and
-apply the processor's outcome to each message exactly once.
+"""``BatchConsumer``: pull from the durable consumer, hand batches to a processor, and apply
+the processor's outcome to each message exactly once.
 
-How it stays fast and bounded (DESIGN §6: nats-py's ~35 µs parse and ~10-15 µs ack per message
-are the budget, everything else must nearly vanish):
+How it stays fast and bounded (DESIGN §6: nats-py's per-message work is the budget, everything
+else must nearly vanish):
 
-* One task per *batch*, none per message. The loop fetches the next batch while earlier ones
-  are still being processed (inserted).
+* Pulling is JetStream's own pull protocol on public client API: one inbox subscription with a
+  callback, and ``CONSUMER.MSG.NEXT`` requests (``batch``, ``expires``) published to the
+  consumer. nats-py's ``PullSubscription.fetch`` spends about as much per message as the rest of
+  the loop together (a task, a ``wait_for`` and a uuid4 per ``next_msg``); the callback only
+  appends the message to the open batch. A new request goes out while half of the previous one
+  is still to come, so deliveries never wait for a round trip.
+* A batch is cut when it reaches ``batch_size`` or when the loop has drained what arrived in one
+  go (``call_soon``), and handed to the processor as a task; none per message. So a trickle is
+  processed at once and a backlog in large batches.
 * In flight is bounded by message count (``max_in_flight``, default the consumer's
-  ``max_ack_pending``): the loop fetches at most the free room and waits while there is none.
-  A processor with a ``ready()`` coroutine is awaited before each fetch (backpressure).
+  ``max_ack_pending``): messages requested but not delivered yet, delivered and not yet cut, and
+  handed to the processor and not yet resolved, together never exceed it. A processor with a
+  ``ready()`` coroutine is awaited before each request (backpressure).
 * An all-ack result (``ProcessingResult.ack_all``) is applied with one tight loop of sequential
   ``await msg.ack()``; each only appends to nats-py's write buffer, so gathering them as tasks
   would only add per-message task overhead. Metrics are counted per batch.
 * One ticker task sends ``in_progress`` for every unresolved message of a batch older than
   ``ack_wait / 3`` (then every ``ack_wait / 3``), so a slow insert never causes a redelivery,
   and refreshes the pending gauges from ``consumer_info`` every few seconds.
+* A request ends when all its messages came, or with JetStream's status message (408 at
+  ``fetch_expires``, 409 ...). One lost with a connection is given up ``fetch_expires`` plus a
+  grace period after it was sent, and asked again.
 
-Shutdown: once the token is set no new fetch starts (a fetch already waiting finishes within
-``fetch_expires`` and its messages are processed), in-flight batches are awaited until their
-outcomes are applied, and the connection is flushed so the acks reach the server before
-``run`` returns. An in-flight batch is never abandoned (the seed's inserted-but-unacked bug).
+Shutdown: once the token is set no new request goes out; those still open end within
+``fetch_expires`` and their messages are processed (there is no way to withdraw a pull request,
+and a message delivered to nobody would wait out ``ack_wait`` before coming back). In-flight
+batches are awaited until their outcomes are applied, and the connection is flushed so the acks
+reach the server before ``run`` returns. An in-flight batch is never abandoned (the seed's
+inserted-but-unacked bug).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -34,6 +48,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from ponix_config import NatsSettings
@@ -51,11 +66,20 @@ PROCESSOR_BAD_RESULT: Final = "processor.bad_result"
 DEAD_LETTER_FAILED: Final = "nats.dead_letter_failed"
 # The pending gauges cost one consumer_info request; this often is plenty for a dashboard.
 GAUGE_INTERVAL: Final = 5.0
-# A fetch that failed for a transient reason is retried after this backoff (doubling).
+# A request that failed for a transient reason is retried after this backoff (doubling).
 _RETRY_INITIAL: Final = 0.1
 _RETRY_MAX: Final = 5.0
 _FLUSH_TIMEOUT: Final = 5
 _TERM: Final = b"+TERM"
+# JetStream's API prefix (no domain: NatsSettings has none) and its status header.
+_API_PREFIX: Final = "$JS.API"
+_STATUS: Final = "Status"
+_DESCRIPTION: Final = "Description"
+_HEARTBEAT: Final = "100"
+_NO_RESPONDERS: Final = "503"
+# A request whose end (its last message or JetStream's 408) never came, say because the
+# connection dropped, is given up this long after its expiry.
+_REQUEST_GRACE: Final = 1.0
 
 
 class ShutdownSignal(Protocol):
@@ -93,10 +117,22 @@ class _Batch:
         self.last_beat = fetched_at
 
 
-class BatchConsumer:
-    """Runs the fetch → process → ack/nak/term loop of one durable pull consumer.
+class _Request:
+    """The open pull request: its reply subject (where JetStream's status about it comes), the
+    messages still to come, and when we stop waiting for its end."""
 
-    ``max_in_flight`` bounds the messages fetched and not yet resolved (default: the
+    __slots__ = ("give_up_at", "remaining", "reply")
+
+    def __init__(self, reply: str, remaining: int, give_up_at: float) -> None:
+        self.reply = reply
+        self.remaining = remaining
+        self.give_up_at = give_up_at
+
+
+class BatchConsumer:
+    """Runs the pull → process → ack/nak/term loop of one durable pull consumer.
+
+    ``max_in_flight`` bounds the messages requested and not yet resolved (default: the
     consumer's ``max_ack_pending``). ``dead_letters`` defaults to a publisher on ``js``.
     """
 
@@ -122,22 +158,44 @@ class BatchConsumer:
         if self._max_in_flight < 1:
             msg = "max_in_flight must be at least 1"
             raise ValueError(msg)
+        self._batch_size = min(settings.batch_size, self._max_in_flight)
         self._beat_every = settings.ack_wait / 3
+        self._next_subject = (
+            f"{_API_PREFIX}.CONSUMER.MSG.NEXT.{settings.stream}.{settings.consumer}"
+        )
         self._in_flight = 0
         self._batches: set[_Batch] = set()
-        self._room = asyncio.Event()
-        self._room.set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Pulling: open requests by reply subject, the messages they still owe (credits), and
+        # the batch being filled.
+        self._inbox = ""
+        self._request_count = 0
+        self._request: _Request | None = None
+        self._buffer: list[Msg] = []
+        self._buffer_since = 0.0
+        self._cut_pending = False
+        self._wake = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._fatal: BaseException | None = None
+        self._request_failed: str | None = None
 
     @property
     def in_flight(self) -> int:
-        """Messages fetched and not yet resolved."""
+        """Messages delivered and not yet resolved."""
         return self._in_flight
 
     async def run(self, token: ShutdownSignal) -> None:
         """Consume until ``token`` is set, then finish the in-flight batches and return."""
-        psub = await self._bind()
+        await self._check_consumer()
+        self._inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(
+            self._inbox + ".*",
+            cb=self._on_msg,
+            # Bounded by max_in_flight already; nats-py's own limits would drop messages.
+            pending_msgs_limit=self._max_in_flight + 1024,
+            pending_bytes_limit=-1,
+        )
         stop = asyncio.ensure_future(token.wait())
         log.info(
             "consumer started",
@@ -150,20 +208,21 @@ class BatchConsumer:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
-                ticker = tasks.create_task(self._tick(psub))
-                await self._fetch_loop(psub, token, stop, tasks)
+                self._tasks = tasks
+                ticker = tasks.create_task(self._tick())
+                await self._pull_loop(token, stop)
+                await self._drain_requests()
+                self._cut()
                 await self._idle.wait()
                 ticker.cancel()
         finally:
+            self._tasks = None
             stop.cancel()
             await self._flush()
-            try:
-                await psub.unsubscribe()
-            except (nats.errors.Error, *UNAVAILABLE_ERRORS) as exc:
-                log.debug("unsubscribe after consume failed", extra={"error": describe(exc)})
+            await _unsubscribe(sub)
         log.info("consumer stopped", extra={"consumer": self._settings.consumer})
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
+    async def _check_consumer(self) -> None:
         stream, name = self._settings.stream, self._settings.consumer
         try:
             await self._js.consumer_info(stream, name)
@@ -174,59 +233,168 @@ class BatchConsumer:
             raise
         except UNAVAILABLE_ERRORS as exc:
             raise NatsUnavailableError(display_url(self._settings), describe(exc)) from None
-        return await self._js.pull_subscribe_bind(durable=name, stream=stream)
 
-    async def _fetch_loop(
-        self,
-        psub: JetStreamContext.PullSubscription,
-        token: ShutdownSignal,
-        stop: asyncio.Future[None],
-        tasks: asyncio.TaskGroup,
-    ) -> None:
-        batch_size, expires = self._settings.batch_size, self._settings.fetch_expires
+    # -- requesting -----------------------------------------------------------------------------
+
+    def _wanted(self) -> int:
+        """How many messages to ask for now (0: wait): one request open at a time, so every
+        delivery belongs to it (JetStream delivers on the stream's subjects, not the reply
+        subject, so messages cannot say which request they answer)."""
+        if self._request is not None:
+            return 0
+        room = self._max_in_flight - self._in_flight - len(self._buffer)
+        return max(0, min(self._batch_size, room))
+
+    async def _pull_loop(self, token: ShutdownSignal, stop: asyncio.Future[None]) -> None:
         retry = _RETRY_INITIAL
+        expires = self._settings.fetch_expires
         while not token.is_set:
-            if self._ready is not None and not await _unless_stopped(self._ready(), stop):
-                return
-            if not self._room.is_set() and not await _unless_stopped(self._room.wait(), stop):
-                return
-            fetched_at = time.monotonic()
-            try:
-                msgs = await psub.fetch(
-                    min(batch_size, self._max_in_flight - self._in_flight), timeout=expires
-                )
-            except TimeoutError:
-                continue  # nothing to fetch within fetch_expires: normal
-            except nats.errors.ConnectionClosedError:
-                raise NatsUnavailableError(
-                    display_url(self._settings), "connection closed while consuming"
-                ) from None
-            except (nats.js.errors.APIError, *UNAVAILABLE_ERRORS) as exc:
-                if _consumer_gone(exc):
-                    raise ProvisioningError(
-                        self._settings.stream,
-                        [],
-                        f"consumer deleted while consuming: {describe(exc)}",
-                        consumer=self._settings.consumer,
-                    ) from None
+            if self._fatal is not None:
+                raise self._fatal
+            if self._request_failed is not None:
                 log.warning(
                     "fetch failed, retrying",
-                    extra={"error": describe(exc), "retry_in": retry},
+                    extra={"error": self._request_failed, "retry_in": retry},
                 )
+                self._request_failed = None
                 if not await _unless_stopped(asyncio.sleep(retry), stop):
                     return
                 retry = min(retry * 2, _RETRY_MAX)
                 continue
-            retry = _RETRY_INITIAL
-            if not msgs:
+            if self._ready is not None and not await _unless_stopped(self._ready(), stop):
+                return
+            self._give_up_lost_request()
+            wanted = self._wanted()
+            if not wanted:
+                self._wake.clear()
+                if not await _unless_stopped(self._sleep_until_woken(), stop):
+                    return
                 continue
-            n = len(msgs)
-            self._in_flight += n
-            self._idle.clear()
-            if self._in_flight >= self._max_in_flight:
-                self._room.clear()
-            metrics.ENVELOPES_CONSUMED.inc(n)
-            tasks.create_task(self._handle(_Batch(msgs, fetched_at)))
+            if self._nc.is_closed:
+                raise NatsUnavailableError(
+                    display_url(self._settings), "connection closed while consuming"
+                )
+            self._request_count += 1
+            reply = f"{self._inbox}.{self._request_count}"
+            request = {"batch": wanted, "expires": int(expires * 1_000_000_000)}
+            self._request = _Request(reply, wanted, time.monotonic() + expires + _REQUEST_GRACE)
+            try:
+                await self._nc.publish(
+                    self._next_subject, json.dumps(request).encode(), reply=reply
+                )
+            except nats.errors.ConnectionClosedError:
+                raise NatsUnavailableError(
+                    display_url(self._settings), "connection closed while consuming"
+                ) from None
+            except (nats.errors.Error, *UNAVAILABLE_ERRORS) as exc:
+                self._end_request()
+                self._request_failed = describe(exc)
+                continue
+            retry = _RETRY_INITIAL
+
+    async def _sleep_until_woken(self) -> None:
+        """Until a delivery, the request's end or a resolved batch may allow a new request, or
+        until the open request is due to be given up."""
+        if self._request is None:
+            await self._wake.wait()
+            return
+        due = self._request.give_up_at - time.monotonic()
+        if due <= 0:
+            return
+        try:
+            async with asyncio.timeout(due):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _give_up_lost_request(self) -> None:
+        request = self._request
+        if request is not None and request.give_up_at <= time.monotonic():
+            log.debug("pull request never ended; asking again", extra={"reply": request.reply})
+            self._end_request()
+
+    def _end_request(self) -> None:
+        self._request = None
+        self._wake.set()
+
+    async def _drain_requests(self) -> None:
+        """Shutdown: wait until the open request ended (by ``fetch_expires`` + grace)."""
+        while self._request is not None and self._fatal is None:
+            self._give_up_lost_request()
+            self._wake.clear()
+            await self._sleep_until_woken()
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """The inbox subscription's callback: one message of some request, or its status."""
+        if not msg.reply:
+            self._on_status(msg)
+            return
+        request = self._request
+        if request is not None:
+            request.remaining -= 1
+            if request.remaining <= 0:
+                self._end_request()
+        buffer = self._buffer
+        buffer.append(msg)
+        if len(buffer) >= self._batch_size:
+            self._cut()
+        elif not self._cut_pending:
+            # Cut once the loop has handled everything that arrived with this message.
+            self._cut_pending = True
+            self._buffer_since = time.monotonic()
+            asyncio.get_running_loop().call_soon(self._cut_soon)
+
+    def _on_status(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        status = headers.get(_STATUS)
+        request = self._request
+        if (
+            status is None
+            or status == _HEARTBEAT
+            or request is None
+            or msg.subject != request.reply
+        ):
+            return  # a heartbeat, or the end of a request already given up
+        self._end_request()
+        description = headers.get(_DESCRIPTION, "")
+        if status == _NO_RESPONDERS:
+            self._request_failed = "jetstream not responding (no responders)"
+        elif "consumer deleted" in description.lower():
+            self._fatal = ProvisioningError(
+                self._settings.stream,
+                [],
+                f"consumer deleted while consuming: {status} {description}",
+                consumer=self._settings.consumer,
+            )
+        elif status not in ("404", "408", "409"):
+            self._request_failed = f"{status} {description}".strip()
+        elif status == "409":
+            log.debug("pull request ended", extra={"status": status, "reason": description})
+
+    def _cut_soon(self) -> None:
+        self._cut_pending = False
+        self._cut()
+
+    def _cut(self) -> None:
+        msgs = self._buffer
+        if not msgs:
+            return
+        self._buffer = []
+        tasks = self._tasks
+        if tasks is None:
+            # Delivered after run() ended (a request the server kept past its expiry): they
+            # come back after ack_wait.
+            log.debug("late delivery after shutdown", extra={"messages": len(msgs)})
+            return
+        n = len(msgs)
+        self._in_flight += n
+        self._idle.clear()
+        metrics.ENVELOPES_CONSUMED.inc(n)
+        tasks.create_task(self._handle(_Batch(msgs, self._buffer_since or time.monotonic())))
+
+    # -- outcomes -------------------------------------------------------------------------------
 
     async def _handle(self, batch: _Batch) -> None:
         msgs = batch.msgs
@@ -260,7 +428,7 @@ class BatchConsumer:
         finally:
             self._batches.discard(batch)
             self._in_flight -= len(msgs)
-            self._room.set()
+            self._wake.set()
             if self._in_flight == 0:
                 self._idle.set()
 
@@ -335,7 +503,7 @@ class BatchConsumer:
                 extra={"messages": failed, "error": str(first)},
             )
 
-    async def _tick(self, psub: JetStreamContext.PullSubscription) -> None:
+    async def _tick(self) -> None:
         period = min(self._beat_every / 2, GAUGE_INTERVAL)
         next_gauges = 0.0
         while True:
@@ -347,11 +515,11 @@ class BatchConsumer:
                     await _beat(batch.msgs)
             if now >= next_gauges:
                 next_gauges = now + GAUGE_INTERVAL
-                await self._refresh_gauges(psub)
+                await self._refresh_gauges()
 
-    async def _refresh_gauges(self, psub: JetStreamContext.PullSubscription) -> None:
+    async def _refresh_gauges(self) -> None:
         try:
-            info = await psub.consumer_info()
+            info = await self._js.consumer_info(self._settings.stream, self._settings.consumer)
         except (nats.js.errors.APIError, *UNAVAILABLE_ERRORS) as exc:
             log.debug("consumer info for gauges failed", extra={"error": describe(exc)})
             return
@@ -367,6 +535,13 @@ class BatchConsumer:
             await self._nc.flush(timeout=_FLUSH_TIMEOUT)
         except (nats.errors.Error, *UNAVAILABLE_ERRORS) as exc:
             log.warning("flushing acks failed", extra={"error": describe(exc)})
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except (nats.errors.Error, *UNAVAILABLE_ERRORS) as exc:
+        log.debug("unsubscribe after consume failed", extra={"error": describe(exc)})
 
 
 async def _beat(msgs: list[Msg]) -> None:
@@ -390,10 +565,3 @@ async def _unless_stopped(work: Coroutine[Any, Any, Any], stop: asyncio.Future[N
     if not task.cancelled() and task.exception() is not None:
         log.debug("abandoned wait failed", extra={"error": describe(task.exception())})  # type: ignore[arg-type]
     return False
-
-
-def _consumer_gone(exc: BaseException) -> bool:
-    if not isinstance(exc, nats.js.errors.APIError):
-        return False
-    text = (exc.description or "").lower()
-    return "consumer deleted" in text or exc.err_code in (CONSUMER_NOT_FOUND, STREAM_NOT_FOUND)

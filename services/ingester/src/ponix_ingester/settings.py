@@ -27,3 +27,10 @@ class IngesterSettings(PonixSettings):
         4.0, gt=0, description="Seconds for in-flight batches to be stored and acked on shutdown."
     )
     migrate: bool = Field(True, description="Apply ClickHouse migrations at start-up.")
+    workers: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Worker processes that decode envelopes and insert rows, so the event loop "
+        "only fetches and acks (1 puts a second core to work); 0 does everything in one process.",
+    )

@@ -1,0 +1,3 @@
+from ponix_bench.command import main
+
+main()

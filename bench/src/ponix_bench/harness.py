@@ -1,0 +1,366 @@
+"""The benchmark run: local servers, pre-published envelopes, every contender timed in turn.
+
+Everything a figure depends on is in the same run on the same messages: each contender reads
+the whole stream through a durable consumer of its own (created paused, see :mod:`.watch`) and
+writes a database of its own, so ratios to the one-process ceiling survive machine noise.
+The contenders' order rotates from run to run, so a slow minute does not always hit the same
+one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+import nats
+from clickhouse_driver import Client
+from nats.js import JetStreamContext
+
+from ponix_bench.contenders import CEILING, ContenderSpec
+from ponix_bench.latency import measure_latency, measure_soak
+from ponix_bench.procs import Contender, Memory, clean_env, cpu_seconds, memory, spawn
+from ponix_bench.publish import publish_all
+from ponix_bench.report import ContenderResult, Report, Run
+from ponix_bench.watch import ConsumerWatch, Window, create_paused
+from ponix_clickhouse import migrate
+from ponix_config import ClickHouseSettings, NatsSettings
+from ponix_devstack import LocalStack
+from ponix_nats import consumer_config, ensure_jetstream
+
+DEFAULT_BATCH = 1000
+READY_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    count: int = 200_000
+    batch: int | None = None
+    contenders: Sequence[ContenderSpec] = ()
+    runs: int = 3
+    latency: bool = True
+    latency_seconds: float = 20.0
+    latency_storage: Literal["file", "memory"] = "memory"
+    """The latency phase's stream. nats-server with ``sync_interval: always`` (the devstack's,
+    so that acked means on disk) stores only a few thousand messages/s on a small VM's disk:
+    below half of what the ingester sustains, so a file stream would time the publisher."""
+    soak_seconds: float = 0.0
+    ingester_env: Mapping[str, str] = field(default_factory=dict)
+    profile_dir: Path | None = None
+    """Record a py-spy profile (raw collapsed stacks) of every ponix contender here."""
+
+
+Progress = Callable[[str], None]
+
+
+def versions(stack: LocalStack) -> dict[str, str]:
+    found = {
+        "python": platform.python_version(),
+        "nats-server": ".".join(map(str, stack.nats.version)),
+        "clickhouse": ".".join(map(str, stack.clickhouse.version)),
+    }
+    for dist in ("nats-py", "clickhouse-driver", "protobuf", "uvloop"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[dist] = metadata.version(dist)
+    return found
+
+
+class Bench:
+    """One benchmark over a started :class:`LocalStack`."""
+
+    def __init__(self, stack: LocalStack, workdir: Path, options: Options, progress: Progress):
+        self.stack = stack
+        self.workdir = workdir
+        self.options = options
+        self.progress = progress
+        # Built without reading the environment or a .env file: a NATS_* exported for `ponix run`
+        # must not reshape the benchmark.
+        self.nats_settings = NatsSettings.model_construct(url=stack.nats_url)
+        self.clickhouse_url = stack.clickhouse_url
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _clickhouse(self, database: str = "") -> ClickHouseSettings:
+        return ClickHouseSettings.model_construct(
+            url=self.clickhouse_url, database=database or "ponix"
+        )
+
+    def _query(self, sql: str) -> list[tuple[object, ...]]:
+        client = Client.from_url(self.clickhouse_url)
+        try:
+            return [tuple(row) for row in client.execute(sql)]
+        finally:
+            client.disconnect()
+
+    def ingester_env(
+        self, consumer: str, database: str, extra: Mapping[str, str]
+    ) -> dict[str, str]:
+        env = {
+            "NATS_URL": self.stack.nats_url,
+            "NATS_CONSUMER": consumer,
+            "CLICKHOUSE_URL": self.clickhouse_url,
+            "CLICKHOUSE_DATABASE": database,
+            "HTTP_ENABLED": "false",
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+        }
+        if self.options.batch is not None:
+            env["NATS_BATCH_SIZE"] = str(self.options.batch)
+        env.update(self.options.ingester_env)
+        env.update(extra)
+        return clean_env(env)
+
+    async def _profile(
+        self, spec: ContenderSpec, pids: list[int], run: int
+    ) -> asyncio.subprocess.Process | None:
+        out = self.options.profile_dir
+        if out is None or spec.kind != "ponix":
+            return None
+        out.mkdir(parents=True, exist_ok=True)
+        pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        return await asyncio.create_subprocess_exec(
+            pyspy,
+            "record",
+            "--pid",
+            str(pids[0]),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out / f"r{run}-{spec.slug}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    def _cpu(self, pids: list[int]) -> dict[str, float]:
+        servers = {"nats-server": self.stack.nats.pid, "clickhouse": self.stack.clickhouse.pid}
+        found = {
+            "contender": cpu_seconds(pids, children=False),
+            "workers": cpu_seconds(pids, children=True),
+        }
+        for name, pid in servers.items():
+            found[name] = cpu_seconds([pid]) if pid is not None else 0.0
+        return found
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> Report:
+        options = self.options
+        nc = await nats.connect(self.stack.nats_url, name="ponix-bench")
+        try:
+            js = nc.jetstream()
+            await ensure_jetstream(js, self.nats_settings)
+            self.progress(f"publishing {options.count:,} envelopes")
+            publish_seconds = await publish_all(nc, self.nats_settings, options.count)
+            info = await js.stream_info(self.nats_settings.stream)
+            last_seq = info.state.last_seq
+            report = Report(
+                count=options.count,
+                batch=options.batch or DEFAULT_BATCH,
+                cores=os.cpu_count() or 0,
+                versions=versions(self.stack),
+                publish_seconds=publish_seconds,
+            )
+            if info.state.messages != options.count:
+                report.notes.append(
+                    f"stream holds {info.state.messages} messages, not {options.count}"
+                )
+            specs = list(options.contenders)
+            for index in range(options.runs):
+                shift = index % len(specs)
+                order = specs[shift:] + specs[:shift]
+                results = await self._run_once(js, order, index + 1, last_seq)
+                ceiling = next((r.rate for r in results if r.contender == CEILING), None)
+                if ceiling:
+                    results = [_with_ratio(r, r.rate / ceiling) for r in results]
+                results.sort(key=lambda r: [s.label for s in specs].index(r.contender))
+                report.runs.append(Run(index + 1, results))
+                self.progress(
+                    "  "
+                    + "  ".join(
+                        f"{r.contender} {r.rate:,.0f}/s"
+                        + (f" ({r.ratio:.2f})" if r.ratio is not None else "")
+                        for r in results
+                    )
+                )
+            report.compute_medians()
+            sustained = _sustained(report)
+            if options.latency:
+                if sustained is None:
+                    report.notes.append("latency skipped: no ponix contender to take the rate from")
+                else:
+                    self.progress(f"latency at {sustained / 2:,.0f}/s")
+                    report.latency = await measure_latency(
+                        self, nc, sustained, options.latency_seconds, limit=options.count
+                    )
+            if options.soak_seconds > 0 and sustained is not None:
+                self.progress(f"soak for {options.soak_seconds:g}s at {sustained / 2:,.0f}/s")
+                report.soak = await measure_soak(self, nc, sustained, options.soak_seconds)
+            return report
+        finally:
+            await nc.close()
+
+    async def _run_once(
+        self, js: JetStreamContext, order: Sequence[ContenderSpec], run: int, last_seq: int
+    ) -> list[ContenderResult]:
+        """Each contender in turn. The next one starts up while the last one stops and is
+        counted, but is timed only once the last one is gone."""
+        results: list[ContenderResult] = []
+        finishing: asyncio.Task[ContenderResult] | None = None
+        try:
+            for spec in order:
+                self.progress(f"run {run}/{self.options.runs}: {spec.label}")
+                started = await self._start(js, spec, run)
+                if finishing is not None:
+                    results.append(await finishing)
+                    finishing = None
+                measured = await self._measure(started, last_seq)
+                finishing = asyncio.ensure_future(self._finish(js, measured))
+            if finishing is not None:
+                results.append(await finishing)
+                finishing = None
+        finally:
+            if finishing is not None:
+                await asyncio.wait({finishing})
+        return results
+
+    async def _start(self, js: JetStreamContext, spec: ContenderSpec, run: int) -> _Started:
+        """Consumer (paused), table, processes; returns once they all wait for messages."""
+        name = f"bench_r{run}_{spec.slug}"
+        stream = self.nats_settings.stream
+        settings = self.nats_settings.model_copy(update={"consumer": name})
+        await create_paused(js, stream, consumer_config(settings))
+        if spec.writes_rows:
+            await asyncio.to_thread(migrate, self._clickhouse(name))
+        env = self.ingester_env(name, name, spec.env) if spec.kind == "ponix" else clean_env({})
+        argvs = spec.argv(
+            nats_url=self.stack.nats_url,
+            stream=stream,
+            consumer=name,
+            batch=self.options.batch or DEFAULT_BATCH,
+            clickhouse_url=self.clickhouse_url,
+            database=name,
+        )
+        contender = await spawn(f"r{run}-{spec.slug}", argvs, env, self.workdir)
+        try:
+            watch = ConsumerWatch(js, stream, name)
+            await watch.wait_waiting(spec.processes, READY_TIMEOUT, contender.check_alive)
+        except BaseException:
+            await contender.stop()
+            raise
+        return _Started(spec, run, name, contender, watch)
+
+    async def _measure(self, started: _Started, last_seq: int) -> _Measured:
+        contender = started.contender
+        profiler: asyncio.subprocess.Process | None = None
+        try:
+            idle = memory(contender.pids, "VmRSS")
+            profiler = await self._profile(started.spec, contender.pids, started.run)
+            cpu_before = self._cpu(contender.pids)
+            began = await started.watch.resume()
+            window = await started.watch.wait_acked(
+                last_seq, began, 120.0 + self.options.count / 500, contender.check_alive
+            )
+            peak = memory(contender.pids, "VmHWM")
+            cpu_after = self._cpu(contender.pids)
+        except BaseException:
+            await contender.stop()
+            raise
+        finally:
+            if profiler is not None:
+                await _stop_profiler(profiler)
+        self.progress(f"  {started.spec.label}: {self.options.count / window.seconds:,.0f}/s")
+        cpu = {
+            k: round((cpu_after[k] - cpu_before[k]) * 1e6 / self.options.count, 1)
+            for k in cpu_before
+        }
+        return _Measured(started, window, idle, peak, cpu)
+
+    async def _finish(self, js: JetStreamContext, measured: _Measured) -> ContenderResult:
+        """Stop the processes, count the table's rows, drop it and the consumer."""
+        started = measured.started
+        spec, name = started.spec, started.name
+        stop_seconds, codes = await started.contender.stop()
+        distinct: int | None = None
+        rows: int | None = None
+        if spec.writes_rows:
+            got = await asyncio.to_thread(
+                self._query, f"SELECT uniqExact(id), count() FROM `{name}`.`processed_envelopes`"
+            )
+            distinct, rows = int(str(got[0][0])), int(str(got[0][1]))
+            await asyncio.to_thread(self._query, f"DROP DATABASE IF EXISTS `{name}`")
+        await js.delete_consumer(self.nats_settings.stream, name)
+        window = measured.window
+        return ContenderResult(
+            contender=spec.label,
+            base=spec.base,
+            processes=spec.processes,
+            rate=self.options.count / max(window.seconds, 1e-6),
+            seconds=window.seconds,
+            ratio=None,
+            distinct_rows=distinct,
+            rows=rows,
+            peak_rss_mib=measured.peak.largest_mib,
+            peak_rss_total_mib=measured.peak.total_mib,
+            idle_rss_mib=measured.idle.largest_mib,
+            stop_seconds=stop_seconds,
+            exit_codes=codes,
+            redelivered=window.redelivered,
+            cpu_us_per_msg=measured.cpu,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    spec: ContenderSpec
+    run: int
+    name: str
+    contender: Contender
+    watch: ConsumerWatch
+
+
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    started: _Started
+    window: Window
+    idle: Memory
+    peak: Memory
+    cpu: dict[str, float]
+
+
+async def _stop_profiler(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    await proc.wait()
+
+
+def _with_ratio(result: ContenderResult, ratio: float) -> ContenderResult:
+    return replace(result, ratio=ratio)
+
+
+def _sustained(report: Report) -> float | None:
+    rate = report.median_rate("ponix")
+    if rate is not None:
+        return rate
+    for median in report.medians:
+        if median.base == "ponix":
+            return median.rate
+    return None
+
+
+async def run_bench(
+    stack: LocalStack, workdir: Path, options: Options, progress: Progress
+) -> Report:
+    return await Bench(stack, workdir, options, progress).run()

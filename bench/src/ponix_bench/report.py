@@ -1,0 +1,256 @@
+"""The benchmark's results: per run, medians, latency, memory; as a table or as JSON."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ponix_bench.contenders import REFERENCE, TARGETS
+
+
+@dataclass(frozen=True, slots=True)
+class ContenderResult:
+    """One contender in one run."""
+
+    contender: str
+    base: str
+    processes: int
+    rate: float
+    """Envelopes/s from the first delivery to the last ack."""
+    seconds: float
+    ratio: float | None
+    """``rate`` / the one-process ceiling's rate in the same run."""
+    distinct_rows: int | None
+    """Distinct envelope ids in its table (None: it writes none)."""
+    rows: int | None
+    peak_rss_mib: float
+    """Largest VmHWM among its processes (a worker process counts separately)."""
+    peak_rss_total_mib: float
+    """Sum of VmHWM over all its processes."""
+    idle_rss_mib: float
+    """VmRSS of its largest process once ready, before the first delivery."""
+    stop_seconds: float
+    exit_codes: list[int | None]
+    redelivered: int
+    cpu_us_per_msg: dict[str, float]
+    """CPU time per envelope during the window: the contender's processes, nats-server,
+    ClickHouse; on 2 cores the three compete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    index: int
+    results: list[ContenderResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Median:
+    """A contender's medians over the runs."""
+
+    contender: str
+    base: str
+    rate: float
+    ratio: float | None
+    target: float | None
+    reference: float | None
+    distinct_rows_ok: bool | None
+    peak_rss_mib: float
+    peak_rss_total_mib: float
+    runs: int
+    cpu_us_per_msg: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Publish -> queryable at a fixed rate, and SIGTERM to exit while under that load."""
+
+    rate: float
+    sustained_rate: float
+    storage: str
+    published: int
+    measured: int
+    missing: int
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    idle_rss_mib: float
+    peak_rss_mib: float
+    sigterm_exit_seconds: float
+    exit_code: int | None
+    ack_pending_after_exit: int
+    redelivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class Soak:
+    """RSS of the ingester sampled under a steady load."""
+
+    seconds: float
+    rate: float
+    samples_mib: list[tuple[float, float]]
+    start_mib: float
+    end_mib: float
+    max_mib: float
+
+
+@dataclass
+class Report:
+    count: int
+    batch: int
+    cores: int
+    versions: dict[str, str]
+    publish_seconds: float
+    runs: list[Run] = field(default_factory=list)
+    medians: list[Median] = field(default_factory=list)
+    latency: Latency | None = None
+    soak: Soak | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def compute_medians(self) -> None:
+        order: list[str] = []
+        by_name: dict[str, list[ContenderResult]] = {}
+        for run in self.runs:
+            for result in run.results:
+                if result.contender not in by_name:
+                    order.append(result.contender)
+                by_name.setdefault(result.contender, []).append(result)
+        self.medians = []
+        for name in order:
+            results = by_name[name]
+            ratios = [r.ratio for r in results if r.ratio is not None]
+            rows = [r.distinct_rows for r in results]
+            base = results[0].base
+            self.medians.append(
+                Median(
+                    contender=name,
+                    base=base,
+                    rate=statistics.median(r.rate for r in results),
+                    ratio=statistics.median(ratios) if ratios else None,
+                    target=TARGETS.get(base) if name == base else None,
+                    reference=REFERENCE.get(base) if name == base else None,
+                    distinct_rows_ok=None
+                    if rows[0] is None
+                    else all(n == self.count for n in rows),
+                    peak_rss_mib=max(r.peak_rss_mib for r in results),
+                    peak_rss_total_mib=max(r.peak_rss_total_mib for r in results),
+                    runs=len(results),
+                    cpu_us_per_msg={
+                        key: statistics.median(r.cpu_us_per_msg.get(key, 0.0) for r in results)
+                        for key in results[0].cpu_us_per_msg
+                    },
+                )
+            )
+
+    def median_rate(self, contender: str) -> float | None:
+        for median in self.medians:
+            if median.contender == contender:
+                return median.rate
+        return None
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return out
+
+
+def render(report: Report) -> str:
+    lines = [
+        f"ponix bench: {report.count:,} envelopes pre-published in {report.publish_seconds:.1f}s, "
+        f"batch {report.batch}, {len(report.runs)} run(s), medians; {report.cores} cores; "
+        + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
+        "",
+    ]
+    rows: list[list[str]] = []
+    for m in report.medians:
+        per_run = [
+            _rate(r.rate) for run in report.runs for r in run.results if r.contender == m.contender
+        ]
+        verdict = ""
+        if m.target is not None and m.ratio is not None:
+            verdict = f">= {m.target:.2f} {'ok' if m.ratio >= m.target else 'MISSED'}"
+        elif m.reference is not None:
+            verdict = f"(ref {m.reference:.2f})"
+        rows.append(
+            [
+                m.contender,
+                _rate(m.rate),
+                " ".join(per_run),
+                "-" if m.ratio is None else f"{m.ratio:.2f}",
+                verdict,
+                "-"
+                if m.distinct_rows_ok is None
+                else ("= count" if m.distinct_rows_ok else "WRONG"),
+                "+".join(f"{v:.0f}" for v in m.cpu_us_per_msg.values()),
+                f"{m.peak_rss_mib:.0f}"
+                + (
+                    f" ({m.peak_rss_total_mib:.0f})"
+                    if m.peak_rss_total_mib > m.peak_rss_mib + 0.5
+                    else ""
+                ),
+            ]
+        )
+    lines += _table(
+        [
+            "contender",
+            "env/s",
+            "per run",
+            "x ceiling",
+            "target",
+            "distinct rows",
+            "CPU us/env main+workers+nats+ch",
+            "peak RSS MiB",
+        ],
+        rows,
+    )
+    lat = report.latency
+    if lat is not None:
+        latency_ok = lat.p99 <= 2.0 and not lat.missing
+        stop_ok = (
+            lat.sigterm_exit_seconds <= 5 and lat.ack_pending_after_exit == 0 and not lat.exit_code
+        )
+        lines += [
+            "",
+            f"latency publish -> queryable at {_rate(lat.rate)}/s (half of ponix's "
+            f"{_rate(lat.sustained_rate)}/s), {lat.storage} stream: p50 {lat.p50:.3f}s  "
+            f"p90 {lat.p90:.3f}s  p99 {lat.p99:.3f}s  max {lat.max:.3f}s  "
+            f"({lat.measured:,} envelopes, {lat.missing} missing)  "
+            f"target p99 <= 2s {'ok' if latency_ok else 'MISSED'}",
+            f"ingester idle RSS {lat.idle_rss_mib:.0f} MiB (target <= 80 "
+            f"{'ok' if lat.idle_rss_mib <= 80 else 'MISSED'}), peak under load "
+            f"{lat.peak_rss_mib:.0f} MiB",
+            f"SIGTERM under load: exit {lat.exit_code} in {lat.sigterm_exit_seconds:.2f}s, "
+            f"{lat.ack_pending_after_exit} ack pending after exit "
+            f"(target <= 5s and 0 {'ok' if stop_ok else 'MISSED'})",
+        ]
+    soak = report.soak
+    if soak is not None:
+        lines += [
+            "",
+            f"soak {soak.seconds:.0f}s at {_rate(soak.rate)}/s: RSS start "
+            f"{soak.start_mib:.1f} MiB, end {soak.end_mib:.1f} MiB, max {soak.max_mib:.1f} MiB",
+        ]
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""The decode + insert worker: ``python -m ponix_ingester.worker``, started by the ingester.
+
+It runs the same :class:`EnvelopeProcessor` (``RowBuilder`` + ``BatchWriter``) as the inline
+ingester, on the batches the ingester's event loop fetched, and sends back each batch's
+:class:`BatchOutcome`; the ingester then acks, naks and terms. So the event loop only fetches
+and acks, and row building and inserting use another core.
+
+Lifecycle: the ingester owns it. It reads its :class:`WorkerConfig` and batches from stdin
+(:mod:`ponix_ingester.pipe`) and answers on stdout (fd 1 is then pointed at stderr, so a stray
+print cannot corrupt the pipe). SIGINT and SIGTERM are ignored: a Ctrl-C reaches the whole
+process group, and the ingester, not the signal, decides when the worker stops. End of file on
+stdin (the ingester closed the pipe, or died) means: flush the writer, report what was stored,
+exit 0. A worker whose ingester died stores its last rows unacked; they are redelivered and
+collapse in the ReplacingMergeTree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Final
+
+import uvloop
+
+from ponix_clickhouse import BatchWriter
+from ponix_config import TelemetrySettings, load_settings
+from ponix_ingester.pipe import (
+    ACCEPTING,
+    BATCH,
+    DONE,
+    FLUSH,
+    METRICS,
+    UP,
+    WorkerConfig,
+    read_frame,
+    stream_sequence_key,
+    write_frame,
+)
+from ponix_ingester.processor import EnvelopeProcessor
+from ponix_ingester.rows import RowBuilder
+from ponix_telemetry import configure_logging, get_logger, metrics
+
+log = get_logger(__name__)
+
+METRICS_EVERY: Final = 1.0
+# The writer's metrics: counted here, exported by the ingester (see ponix_ingester.workers).
+WRITER_METRICS: Final = (
+    metrics.BATCH_ROWS,
+    metrics.INSERT_SECONDS,
+    metrics.INSERT_FAILURES,
+    metrics.ROWS_INSERTED,
+    metrics.IN_FLIGHT_ROWS,
+    metrics.LAST_INSERT_AT,
+)
+
+
+class _Worker:
+    def __init__(self, config: WorkerConfig, out: asyncio.StreamWriter) -> None:
+        self.out = out
+        self.writer = BatchWriter(
+            config.clickhouse, config.columns, dedup_tokens=config.dedup_tokens
+        )
+        self.processor = EnvelopeProcessor(
+            RowBuilder(max_bytes=config.max_envelope_bytes, time_range=config.time_range),
+            self.writer,
+        )
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.waiting_for_room: asyncio.Task[None] | None = None
+        self.draining = False
+
+    def submit(
+        self, batch_id: int, payloads: list[bytes], ids: list[str | None], replies: list[str]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._store(batch_id, payloads, ids, replies))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        if self.draining:
+            # After the store task has added its rows (tasks start in order).
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Insert what is buffered now, without waiting for the batch latency."""
+        task = asyncio.get_running_loop().create_task(self.writer.flush())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _store(
+        self, batch_id: int, payloads: list[bytes], ids: list[str | None], replies: list[str]
+    ) -> None:
+        def key_of(index: int) -> str:
+            return ids[index] or stream_sequence_key(replies[index])
+
+        try:
+            outcome: object = await self.processor.store(payloads, range(len(payloads)), key_of)
+        except Exception as exc:  # the ingester naks the batch, as inline
+            log.exception("batch failed in the worker", messages=len(payloads))
+            outcome = f"{type(exc).__name__}: {exc}"
+        accepting = self.writer.accepting
+        # The metrics first: once the ingester has acked, they already count this batch's insert.
+        self.report_metrics()
+        write_frame(self.out, (DONE, batch_id, outcome, accepting))
+        if not accepting and self.waiting_for_room is None:
+            self.waiting_for_room = asyncio.get_running_loop().create_task(self._announce_room())
+
+    async def _announce_room(self) -> None:
+        await self.writer.ready()
+        self.waiting_for_room = None
+        write_frame(self.out, (ACCEPTING,))
+
+    def report_metrics(self) -> None:
+        families = [family for metric in WRITER_METRICS for family in metric.collect()]
+        write_frame(self.out, (METRICS, families))
+
+    async def report_metrics_forever(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_EVERY)
+            self.report_metrics()
+
+    async def finish(self) -> None:
+        """End of input: store what is buffered, report every batch, then the last metrics."""
+        await self.writer.close()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
+        if self.waiting_for_room is not None:
+            self.waiting_for_room.cancel()
+        self.report_metrics()
+
+
+async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # print() and stray writes go to stderr, never into the pipe
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0)
+    )
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+        os.fdopen(out_fd, "wb", buffering=0),
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+async def serve() -> None:
+    reader, out = await _pipes()
+    config = await read_frame(reader)
+    if not isinstance(config, WorkerConfig):
+        raise TypeError(f"expected a WorkerConfig first, got {type(config).__name__}")
+    worker = _Worker(config, out)
+    write_frame(out, (UP,))
+    reporter = asyncio.get_running_loop().create_task(worker.report_metrics_forever())
+    try:
+        while True:
+            try:
+                frame = await read_frame(reader)
+            except asyncio.IncompleteReadError:
+                break
+            if frame[0] == BATCH:
+                _, batch_id, payloads, ids, replies = frame
+                worker.submit(batch_id, payloads, ids, replies)
+            elif frame[0] == FLUSH:
+                worker.draining = True
+                worker.flush()
+            else:
+                raise ValueError(f"unexpected frame {frame[0]!r}")
+        await worker.finish()
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(ConnectionError):
+            await out.drain()
+        out.close()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(load_settings(TelemetrySettings))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""``ponix bench`` end to end on a small count, so the harness cannot rot.
+
+No figure is asserted (timing belongs to the benchmark, not to tests); only that every contender
+ran to completion, every table holds each envelope exactly once, and the report is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.bench
+
+COUNT = 2_000
+
+
+def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ponix_cli",
+            "bench",
+            "--count",
+            str(COUNT),
+            "--runs",
+            "1",
+            "--latency-seconds",
+            "2",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "bench"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+
+    assert report["count"] == COUNT
+    assert report["cores"] >= 1
+    assert {"python", "nats-server", "clickhouse", "nats-py"} <= set(report["versions"])
+    [run] = report["runs"]
+    names = [r["contender"] for r in run["results"]]
+    assert names == ["ceiling", "ceiling_x2", "naive", "ponix", "ponix_x2"]
+    for result in run["results"]:
+        assert result["rate"] > 0, result
+        assert result["ratio"] > 0, result
+        assert result["peak_rss_mib"] > 0, result
+        assert all(code == 0 for code in result["exit_codes"]), result
+        if result["base"].startswith("ceiling"):
+            assert result["distinct_rows"] is None
+        else:
+            assert result["distinct_rows"] == result["rows"] == COUNT, result
+    ceiling = next(r for r in run["results"] if r["contender"] == "ceiling")
+    assert ceiling["ratio"] == 1.0
+    assert [m["contender"] for m in report["medians"]] == names
+
+    latency = report["latency"]
+    assert latency["measured"] > 0
+    assert latency["missing"] == 0
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert latency["exit_code"] == 0
+    assert latency["ack_pending_after_exit"] == 0
+    assert latency["idle_rss_mib"] > 0

@@ -1,0 +1,46 @@
+"""Fault scenarios: a test's own pipeline with fast timings, its services, a client, and the
+figures printed at the end of the session (and appended to ``.ponix/faults-results.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.figures import RECORDED, results_path
+from tests.faults.harness import fast_pipeline
+from tests.support.pipeline import Pipeline, PipelineClient, ServiceLauncher
+
+
+@pytest.fixture
+def pipeline(nats_url: str, clickhouse_url: str, clickhouse_db: str, unique: str) -> Pipeline:
+    """The test's own stream, consumer, DLQ and database on the session's servers."""
+    return fast_pipeline(
+        nats_url=nats_url, clickhouse_url=clickhouse_url, unique=unique, database=clickhouse_db
+    )
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[ServiceLauncher]:
+    """Starts services; every one still running is SIGKILLed after the test."""
+    async with ServiceLauncher(tmp_path) as launcher:
+        yield launcher
+
+
+@pytest.fixture
+async def client(pipeline: Pipeline) -> AsyncIterator[PipelineClient]:
+    """Publishes and reads for ``pipeline`` (streams provisioned, deleted after the test)."""
+    async with PipelineClient.connect(pipeline, provision=True) as connected:
+        yield connected
+        await connected.delete_streams()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not RECORDED:
+        return
+    terminalreporter.section("fault scenario figures")
+    for line in RECORDED:
+        terminalreporter.write_line(json.dumps(line))
+    terminalreporter.write_line(f"(appended to {results_path()})")
