@@ -8,8 +8,9 @@ else must nearly vanish):
   callback, and ``CONSUMER.MSG.NEXT`` requests (``batch``, ``expires``) published to the
   consumer. nats-py's ``PullSubscription.fetch`` spends about as much per message as the rest of
   the loop together (a task, a ``wait_for`` and a uuid4 per ``next_msg``); the callback only
-  appends the message to the open batch. A new request goes out while half of the previous one
-  is still to come, so deliveries never wait for a round trip.
+  appends the message to the open batch. One request is open at a time (deliveries carry the
+  stream's subject, not the request's, so only then is each one known to answer it); the next
+  goes out as soon as the last message of the previous one arrived.
 * A batch is cut when it reaches ``batch_size`` or when the loop has drained what arrived in one
   go (``call_soon``), and handed to the processor as a task; none per message. So a trickle is
   processed at once and a backlog in large batches.
@@ -215,6 +216,12 @@ class BatchConsumer:
                 self._cut()
                 await self._idle.wait()
                 ticker.cancel()
+        except BaseExceptionGroup as group:
+            # The pull loop's own error (batch tasks and the ticker keep theirs): raised as
+            # itself, so a deleted consumer or a closed connection keeps its one-line code.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             self._tasks = None
             stop.cancel()
@@ -545,9 +552,13 @@ async def _unsubscribe(sub: Subscription) -> None:
 
 
 async def _beat(msgs: list[Msg]) -> None:
-    for msg in msgs:
-        if not msg.is_acked:
-            await msg.in_progress()
+    try:
+        for msg in msgs:
+            if not msg.is_acked:
+                await msg.in_progress()
+    except (nats.errors.Error, *UNAVAILABLE_ERRORS) as exc:
+        # The connection is down: the next tick tries again, ack_wait permitting.
+        log.debug("in_progress failed", extra={"error": describe(exc)})
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, Any], stop: asyncio.Future[None]) -> bool:
