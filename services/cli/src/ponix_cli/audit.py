@@ -160,7 +160,9 @@ async def run_audit(
     from ponix_clickhouse import make_client
 
     started = time.monotonic()
-    client = make_client(clickhouse)
+    # No default database: every name is qualified, and a missing database then reads as the
+    # missing table it is (run the migrations) rather than a failed login.
+    client = make_client(clickhouse, database="")
     try:
         builder = await asyncio.to_thread(_row_builder, client, clickhouse, ingester)
         async with connection(nats, name="ponix-audit") as nc:
@@ -414,7 +416,8 @@ def _execute(
         message = (exc.message or "").strip().splitlines()
         raise QueryError(exc.code, message[0] if message else "no message") from None
     except (driver_errors.NetworkError, driver_errors.SocketTimeoutError, EOFError, OSError) as exc:
-        url = f"{clickhouse.host}:{clickhouse.port}"
+        scheme = "clickhouses" if clickhouse.secure else "clickhouse"
+        url = f"{scheme}://{clickhouse.host}:{clickhouse.port}"
         raise ClickHouseUnavailableError(
             url, str(exc).splitlines()[0] if str(exc) else ""
         ) from None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 
 from ponix_cli import console, envfile
-from ponix_cli.errors import CliError
+from ponix_cli.errors import INTERRUPTED, CliError
 from ponix_cli.services import choose_http_port, run_service
 
 if TYPE_CHECKING:
@@ -93,7 +93,12 @@ def dev(
     directory.mkdir(parents=True, exist_ok=True)
     console.warn(f"starting nats-server and ClickHouse in {directory} ...")
     # The servers die with the thread that starts them (PR_SET_PDEATHSIG): this main thread.
-    stack.start()
+    try:
+        stack.start()
+    except KeyboardInterrupt:
+        _stop(stack)
+        console.warn("interrupted")
+        raise typer.Exit(INTERRUPTED) from None
     code = 1
     try:
         code = _run_pipeline(stack, env_path, 0.0 if no_producer else rate)

@@ -133,6 +133,11 @@ def publish(
                 settings, count=count, handle=handle, strict=strict, room=max_in_flight
             )
         )
+    except UnicodeDecodeError as exc:
+        where = "stdin" if file == STDIN else file
+        raise CliError(
+            "cli.file_unreadable", f"{where}: not UTF-8 text (byte {exc.start} of a read block)"
+        ) from None
     finally:
         if handle is not None and handle is not sys.stdin:
             handle.close()
