@@ -219,9 +219,12 @@ class BatchConsumer:
         except BaseExceptionGroup as group:
             # The pull loop's own error (batch tasks and the ticker keep theirs): raised as
             # itself, so a deleted consumer or a closed connection keeps its one-line code.
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            # Several tasks can see the same cause at once (a deleted consumer fails the pull
+            # loop and the ticker): the first is the reason, the others ride along as notes.
+            first = group.exceptions[0]
+            for other in group.exceptions[1:]:
+                first.add_note(f"also: {type(other).__name__}: {other}")
+            raise first from None
         finally:
             self._tasks = None
             stop.cancel()
