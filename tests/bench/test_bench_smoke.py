@@ -49,7 +49,7 @@ def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Pa
     assert {"python", "nats-server", "clickhouse", "nats-py"} <= set(report["versions"])
     [run] = report["runs"]
     names = [r["contender"] for r in run["results"]]
-    assert names == ["ceiling", "ceiling_x2", "naive", "ponix", "ponix_x2"]
+    assert names == ["ceiling", "ceiling_x2", "naive", "ponix", "ponix_worker", "ponix_x2"]
     for result in run["results"]:
         assert result["rate"] > 0, result
         assert result["ratio"] > 0, result

@@ -1,5 +1,14 @@
-"""Fault scenarios: a test's own pipeline with fast timings, its services, a client, and the
-figures printed at the end of the session (and appended to ``.ponix/faults-results.jsonl``)."""
+"""Fault scenarios on real processes: the ingester as a child (``tests/support/pipeline.py``),
+real nats-server and ClickHouse (shared, or dedicated ones a scenario may kill), and an oracle
+(``oracle.py``) that counts lost, visibly duplicated and misrouted envelopes after a drain.
+
+    uv run pytest tests/faults -m faults        # short versions (also part of `make test`)
+    uv run pytest tests/faults -m faults_long   # long versions (`make faults` runs both)
+
+Every scenario appends one JSON line of figures to ``.ponix/faults-results.jsonl``
+(``PONIX_FAULTS_RESULTS`` elsewhere) and prints it in the terminal summary.
+``PONIX_FAULTS_WORKERS=0`` runs the ingester single-process; the default is its own default.
+"""
 
 from __future__ import annotations
 

@@ -66,6 +66,8 @@ def record(figures: Figures) -> dict[str, Any]:
     line: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
+        "dirty": _dirty(),
+        "workers": os.environ.get("PONIX_FAULTS_WORKERS", "").strip() or "default",
         **asdict(figures),
     }
     line["duration_s"] = round(figures.duration_s, 2)
@@ -91,6 +93,23 @@ def _commit() -> str:
     except OSError:
         return ""
     return proc.stdout.strip()
+
+
+def _dirty() -> bool:
+    """Whether the product code (libs/, services/) differs from the commit: figures of a dirty
+    tree belong to no commit."""
+    try:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "--", "libs", "services"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return True
+    return bool(proc.stdout.strip())
 
 
 def rss_mb(pid: int) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import urllib.error
 import urllib.request
@@ -41,16 +42,23 @@ FAST: dict[str, object] = {
 }
 
 
+# The scenarios run the ingester as it ships (INGESTER_WORKERS at its default) unless this says
+# otherwise, e.g. PONIX_FAULTS_WORKERS=0 for the single-process mode.
+WORKERS_ENV = "PONIX_FAULTS_WORKERS"
+
+
 def fast_pipeline(
     *, nats_url: str, clickhouse_url: str, unique: str, database: str, **env: object
 ) -> Pipeline:
     """``Pipeline.isolated`` with :data:`FAST` timings, then ``env``."""
+    workers = os.environ.get(WORKERS_ENV, "").strip()
+    mode: dict[str, object] = {"INGESTER_WORKERS": workers} if workers else {}
     return Pipeline.isolated(
         nats_url=nats_url,
         clickhouse_url=clickhouse_url,
         unique=unique,
         database=database,
-        **{**FAST, **env},
+        **{**FAST, **mode, **env},
     )
 
 

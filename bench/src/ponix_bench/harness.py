@@ -244,7 +244,11 @@ class Bench:
         await create_paused(js, stream, consumer_config(settings))
         if spec.writes_rows:
             await asyncio.to_thread(migrate, self._clickhouse(name))
-        env = self.ingester_env(name, name, spec.env) if spec.kind == "ponix" else clean_env({})
+        env = (
+            self.ingester_env(name, name, spec.ingester_env)
+            if spec.kind == "ponix"
+            else clean_env({})
+        )
         argvs = spec.argv(
             nats_url=self.stack.nats_url,
             stream=stream,

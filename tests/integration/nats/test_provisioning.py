@@ -16,6 +16,7 @@ from ponix_nats import (
     NatsUnavailableError,
     ProvisioningError,
     connect,
+    consumer_config,
     ensure_jetstream,
     stream_config,
 )
@@ -47,7 +48,8 @@ async def test_creates_stream_dlq_and_consumer_as_configured(
     # The seed's stream bound X.* while its consumer filtered X.>; ours are the same subject.
     assert consumer.filter_subject == stream.subjects[0]
     assert consumer.ack_wait == pytest.approx(settings.ack_wait)
-    assert consumer.max_deliver == settings.max_deliver
+    # The ingester counts deliveries; the server never drops a message before its DLQ copy.
+    assert consumer.max_deliver == -1
     assert consumer.max_ack_pending == settings.max_ack_pending
 
 
@@ -67,7 +69,7 @@ async def test_drifted_limits_and_consumer_knobs_are_updated_in_place(
 ) -> None:
     await ensure_jetstream(js, settings)
     changed = settings.model_copy(
-        update={"max_age": 600.0, "max_bytes": 10_000_000, "ack_wait": 7.0, "max_deliver": 3}
+        update={"max_age": 600.0, "max_bytes": 10_000_000, "ack_wait": 7.0, "max_ack_pending": 77}
     )
     topology = await ensure_jetstream(js, changed)
     assert topology.created == ()
@@ -75,15 +77,29 @@ async def test_drifted_limits_and_consumer_knobs_are_updated_in_place(
         "stream.max_age",
         "stream.max_bytes",
         "consumer.ack_wait",
-        "consumer.max_deliver",
+        "consumer.max_ack_pending",
     }
     stream = (await js.stream_info(settings.stream)).config
     assert stream.max_age == pytest.approx(600.0)
     assert stream.max_bytes == 10_000_000
     consumer = (await js.consumer_info(settings.stream, settings.consumer)).config
     assert consumer.ack_wait == pytest.approx(7.0)
-    assert consumer.max_deliver == 3
+    assert consumer.max_ack_pending == 77
     assert (await ensure_jetstream(js, changed)).updated == ()
+
+
+async def test_a_server_side_max_deliver_from_an_older_release_is_lifted(
+    js: JetStreamContext, settings: NatsSettings
+) -> None:
+    await js.add_stream(stream_config(settings))
+    await js.add_consumer(
+        settings.stream, consumer_config(settings).evolve(max_deliver=settings.max_deliver)
+    )
+    topology = await ensure_jetstream(js, settings)
+    assert topology.created == ("dlq_stream",)
+    assert topology.updated == ("consumer.max_deliver",)
+    consumer = (await js.consumer_info(settings.stream, settings.consumer)).config
+    assert consumer.max_deliver == -1
 
 
 async def test_seed_style_subjects_are_widened_to_the_prefix(

@@ -214,7 +214,7 @@ def check_row_or_poison(payload: bytes, time_range: TimeRange) -> object:
 
 @pytest.mark.parametrize("time_range", RANGES, ids=["DateTime", "DateTime64"])
 def test_any_bytes_give_a_row_or_a_known_poison(examples: Any, time_range: TimeRange) -> None:
-    @settings(FUZZ, max_examples=examples.plan(1500))
+    @settings(FUZZ, max_examples=examples.plan(300))
     @given(payload=payloads)
     def check(payload: bytes) -> None:
         examples.hit()
@@ -332,7 +332,7 @@ def test_the_processor_gives_one_outcome_per_message_and_never_raises(
 ) -> None:
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=time_range)
 
-    @settings(FUZZ, max_examples=examples.plan(500))
+    @settings(FUZZ, max_examples=examples.plan(120))
     @given(msgs=batches(), failure=failures)
     def check(msgs: list[Delivery], failure: InsertError | None) -> None:
         examples.hit()

@@ -60,7 +60,10 @@ class NatsSettings(PonixSettings):
     fetch_expires: float = Field(1.0, gt=0, description="Seconds a fetch waits for messages.")
     ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacked message returns.")
     max_deliver: int = Field(
-        10, ge=1, description="Deliveries before a message is dead-lettered with its last error."
+        10,
+        ge=1,
+        description="Deliveries before a message is dead-lettered with its last error (counted "
+        "by the ingester; the server never drops a message on its own).",
     )
     max_ack_pending: int = Field(
         20_000, ge=1, description="Unacked messages the server lets the consumer hold."

@@ -128,8 +128,15 @@ def dlq_stream_config(settings: NatsSettings) -> StreamConfig:
     )
 
 
+# The server never gives up on a message (-1): the consumer dead-letters it after
+# NATS_MAX_DELIVER deliveries, copy first, term second. A server-side limit would drop a message
+# whose DLQ copy failed on its last allowed delivery: neither stored nor dead-lettered.
+SERVER_MAX_DELIVER: Final = -1
+
+
 def consumer_config(settings: NatsSettings) -> ConsumerConfig:
-    """The durable pull consumer, filtering on exactly the subjects the stream binds."""
+    """The durable pull consumer, filtering on exactly the subjects the stream binds;
+    ``settings.max_deliver`` is enforced by :class:`~ponix_nats.BatchConsumer`, not here."""
     return ConsumerConfig(
         name=settings.consumer,
         durable_name=settings.consumer,
@@ -138,7 +145,7 @@ def consumer_config(settings: NatsSettings) -> ConsumerConfig:
         replay_policy=ReplayPolicy.INSTANT,
         filter_subject=settings.subjects[0],
         ack_wait=settings.ack_wait,
-        max_deliver=settings.max_deliver,
+        max_deliver=SERVER_MAX_DELIVER,
         max_ack_pending=settings.max_ack_pending,
     )
 

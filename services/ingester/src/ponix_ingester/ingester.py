@@ -6,9 +6,10 @@ Shutdown: the consumer stops fetching and waits for its in-flight batches, which
 stores (latency flushes keep running) so they are acked; then the closers flush what is left,
 drain NATS and close ClickHouse, in that order.
 
-With ``INGESTER_WORKERS`` >= 1 (the default) the writer and the row building live in worker
-processes (:mod:`ponix_ingester.workers`): the event loop here only fetches and acks. A worker
-that dies fails the service; "flush writer" then closes the workers, which flush and exit.
+With ``INGESTER_WORKERS`` >= 1 the writer and the row building live in worker processes
+(:mod:`ponix_ingester.workers`): the event loop here only fetches and acks. A worker that dies
+fails the service; "flush writer" then closes the workers, which flush and exit. The default
+is 0: one process does more work per core (bench/README.md has the figures).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_ID_MS: Final = (1 << 48) - 1
 _parse = pb.ProcessedEnvelope.FromString
 _float_text = float.__repr__  # what json.dumps writes for a float
+_KEY_JSON: dict[str, str] = {}
+_KEY_CACHE_SIZE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +139,36 @@ class RowBuilder:
 def struct_json(struct: pb.Struct) -> str:
     """A ``google.protobuf.Struct`` as compact JSON text, as ``json.dumps`` would write its
     ``pb.struct_to_dict`` (keys in map order, ``","`` and ``":"``, non-ASCII kept). Raises
-    ``ValueError`` for NaN and infinities, ``RecursionError`` for absurd nesting."""
+    ``ValueError`` for NaN and infinities, ``RecursionError`` for absurd nesting.
+
+    Scalars are handled inline: iterating the upb map and ``WhichOneof`` cost ~0.5 µs each per
+    field, so every call saved counts. Keys repeat across envelopes; their JSON is cached.
+    """
     fields = struct.fields
-    return (
-        "{" + ",".join([encode_basestring(k) + ":" + _value_json(fields[k]) for k in fields]) + "}"
-    )
+    parts = []
+    for key in fields:
+        value = fields[key]
+        kind = value.WhichOneof("kind")
+        if kind == "number_value":
+            number = value.number_value
+            if number - number != 0:  # NaN and infinities, without a call
+                raise ValueError(f"{number} in a Struct has no JSON form")
+            text = _float_text(number)
+        elif kind == "string_value":
+            text = encode_basestring(value.string_value)
+        elif kind == "bool_value":
+            text = "true" if value.bool_value else "false"
+        else:
+            text = _value_json(value)
+        parts.append((_KEY_JSON.get(key) or _key_json(key)) + text)
+    return "{" + ",".join(parts) + "}"
+
+
+def _key_json(key: str) -> str:
+    text = encode_basestring(key) + ":"
+    if len(_KEY_JSON) < _KEY_CACHE_SIZE:
+        _KEY_JSON[key] = text
+    return text
 
 
 def _value_json(value: pb.Value) -> str:

@@ -28,9 +28,10 @@ class IngesterSettings(PonixSettings):
     )
     migrate: bool = Field(True, description="Apply ClickHouse migrations at start-up.")
     workers: int = Field(
-        1,
+        0,
         ge=0,
         le=16,
-        description="Worker processes that decode envelopes and insert rows, so the event loop "
-        "only fetches and acks (1 puts a second core to work); 0 does everything in one process.",
+        description="Worker processes that decode envelopes and insert rows while the event loop "
+        "only fetches and acks, so one ingester uses more cores (about 60 MB each); 0, the "
+        "default, does everything in one process, the most work per core (bench/README.md).",
     )
