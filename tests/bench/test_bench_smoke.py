@@ -7,6 +7,7 @@ ran to completion, every table holds each envelope exactly once, and the report 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Pa
             "1",
             "--latency-seconds",
             "2",
-            "--json",
+            "--save",
+            str(tmp_path / "report.json"),
             "--data-dir",
             str(tmp_path / "bench"),
         ],
@@ -42,7 +44,12 @@ def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Pa
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    report = json.loads((tmp_path / "report.json").read_text())
+    # The table a user reads names every contender with its ratio to the ceiling.
+    table = done.stdout
+    for name in ("ceiling", "ceiling_x2", "naive", "ponix", "ponix_worker", "ponix_x2"):
+        assert re.search(rf"^{name} +\S+", table, re.MULTILINE), table
+    assert re.search(r"p99 \d+\.\d+s", table), table
 
     assert report["count"] == COUNT
     assert report["cores"] >= 1

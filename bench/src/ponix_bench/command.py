@@ -86,6 +86,12 @@ def bench(
         Path | None,
         typer.Option(help="Record py-spy profiles (raw collapsed stacks) of the ingesters here."),
     ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the report as JSON to this file (compare a run with the last)."
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -133,8 +139,13 @@ def bench(
             _progress(f"bench failed; logs kept in {workdir}")
         elif not keep:
             shutil.rmtree(root, ignore_errors=True)
+    text = json.dumps(report.to_json(), indent=2)
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(text + "\n", encoding="utf-8")
+        _progress(f"report saved to {save}")
     if json_output:
-        print(json.dumps(report.to_json(), indent=2))
+        print(text)
     else:
         print(render(report))
 

@@ -237,6 +237,9 @@ def test_a_failing_migration_undoes_its_done_steps_and_stays_pending(
     assert "\n" not in str(failed.value)
     assert query(f"EXISTS TABLE {clickhouse_db}.half_done") == [(0,)]
     assert migrate(settings, source=tmp_path, list_only=True).pending == ("0001_broken",)
+    # CLICKHOUSE_MIGRATIONS_DIR (the settings field) points migrate() at the same directory.
+    configured = make_settings(migrations_dir=tmp_path)
+    assert migrate(configured, list_only=True).pending == ("0001_broken",)
 
 
 def test_an_unreachable_server_is_reported_without_credentials(clickhouse_db: str) -> None:

@@ -129,6 +129,8 @@ async def test_a_worker_stores_what_the_inline_processor_would(
         delivery(5, b"\xff" * (MAX_BYTES + 1), None),  # poison: too large
         delivery(6, envelope(6), "f"),
     ]
+    rows_before = REGISTRY.get_sample_value("ponix_rows_inserted_total") or 0.0
+    inserts_before = REGISTRY.get_sample_value("ponix_insert_seconds_count") or 0.0
 
     result = await pool.process(msgs)
 
@@ -145,11 +147,12 @@ async def test_a_worker_stores_what_the_inline_processor_would(
         if isinstance(row := builder.build(msg.data, msg, fallback_key), tuple)
     )
     assert stored_ids(settings) == expected
-    # The writer's metrics are counted in the worker and exported here. The export mirrors the
-    # worker's totals, replacing what this test process counted itself in earlier tests, so
-    # only the mirrored value is asserted, not a delta.
+    # The writer's metrics are counted in the worker and added to this process's (the worker
+    # reports them before it answers), on top of what this process counted itself before.
     rows_after = REGISTRY.get_sample_value("ponix_rows_inserted_total") or 0.0
-    assert rows_after >= 4
+    assert rows_after == rows_before + 4
+    inserts_after = REGISTRY.get_sample_value("ponix_insert_seconds_count") or 0.0
+    assert inserts_after >= inserts_before + 1
 
 
 async def test_same_batches_inline_and_in_a_worker_give_the_same_rows(

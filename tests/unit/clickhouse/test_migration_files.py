@@ -8,7 +8,8 @@ from types import ModuleType
 import pytest
 from yoyo import read_migrations
 
-from ponix_clickhouse import MIGRATIONS_DIR_ENV, envelope_layout, migrations_dir
+from ponix_clickhouse import envelope_layout, migrations_dir
+from ponix_config import ClickHouseSettings, load_settings
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 PACKAGED = Path(__file__).resolve().parents[3] / "libs/clickhouse/src/ponix_clickhouse/migrations"
@@ -121,12 +122,21 @@ def test_cluster_variant_is_replicated_and_distributed(cluster: ModuleType) -> N
         cluster.statements("ponix", "events", (18, 16, 1))
 
 
-def test_migrations_dir_prefers_argument_then_env_then_package(
+def test_migrations_dir_prefers_argument_then_settings_then_package(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv(MIGRATIONS_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("CLICKHOUSE_MIGRATIONS_DIR", raising=False)
+    monkeypatch.delenv("PONIX_CLICKHOUSE_MIGRATIONS_DIR", raising=False)
+    default = load_settings(ClickHouseSettings)
+    assert default.migrations_dir is None
     assert migrations_dir() == PACKAGED
+    assert migrations_dir(settings=default) == PACKAGED
     assert (migrations_dir() / "0001_create_processed_envelopes.py").is_file()
-    monkeypatch.setenv(MIGRATIONS_DIR_ENV, str(tmp_path))
-    assert migrations_dir() == tmp_path
-    assert migrations_dir(REPO_MIGRATIONS) == REPO_MIGRATIONS
+    monkeypatch.setenv("CLICKHOUSE_MIGRATIONS_DIR", str(tmp_path))
+    configured = load_settings(ClickHouseSettings)
+    assert configured.migrations_dir == tmp_path
+    assert migrations_dir(settings=configured) == tmp_path
+    assert migrations_dir(REPO_MIGRATIONS, settings=configured) == REPO_MIGRATIONS
+    # Read from the settings only: the environment alone does not steer migrations_dir().
+    assert migrations_dir() == PACKAGED

@@ -10,7 +10,6 @@ EXPECTED = (
     "ENVELOPE_COLUMNS",
     "INSERT_FAILURES",
     "JSON_TYPE_SINCE",
-    "MIGRATIONS_DIR_ENV",
     "Backoff",
     "BatchWriter",
     "ClickHouseAuthError",

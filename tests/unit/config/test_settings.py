@@ -115,6 +115,26 @@ def test_batch_larger_than_in_flight_bound_is_refused(monkeypatch: pytest.Monkey
         load_settings(ClickHouseSettings)
 
 
+def test_migrations_dir_is_optional_and_must_be_a_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert load_settings(ClickHouseSettings).migrations_dir is None
+    monkeypatch.setenv("CLICKHOUSE_MIGRATIONS_DIR", "  ")
+    assert load_settings(ClickHouseSettings).migrations_dir is None
+    (tmp_path / "cluster").mkdir()
+    monkeypatch.setenv("CLICKHOUSE_MIGRATIONS_DIR", "cluster")  # relative to the working dir
+    assert load_settings(ClickHouseSettings).migrations_dir == Path("cluster")
+    for value, reason in (("missing", "no such directory"), (".env", "not a directory")):
+        (tmp_path / ".env").write_text("")
+        monkeypatch.setenv("CLICKHOUSE_MIGRATIONS_DIR", value)
+        with pytest.raises(InvalidSettingError) as info:
+            load_settings(ClickHouseSettings)
+        text = str(info.value)
+        assert text.startswith(f"config.invalid: CLICKHOUSE_MIGRATIONS_DIR={value!r}: ")
+        assert text.endswith(reason)
+        assert "\n" not in text
+
+
 def test_subject_for_an_organization_is_a_single_token() -> None:
     nats = load_settings(NatsSettings)
     assert nats.subject_for("acme") == "processed_envelopes.acme"

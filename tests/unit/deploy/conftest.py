@@ -379,8 +379,5 @@ def settings_classes() -> list[type[Any]]:
 
 @pytest.fixture(scope="session")
 def known_env_names(settings_classes: list[type[Any]]) -> frozenset[str]:
-    """Every variable a Ponix service reads: settings fields, plus the migrations' directory."""
-    from ponix_clickhouse import MIGRATIONS_DIR_ENV
-
-    names = {cls.env_name(name) for cls in settings_classes for name in cls.model_fields}
-    return frozenset(names | {MIGRATIONS_DIR_ENV})
+    """Every variable a Ponix service reads: the fields of its settings classes."""
+    return frozenset(cls.env_name(name) for cls in settings_classes for name in cls.model_fields)

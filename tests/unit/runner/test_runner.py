@@ -653,3 +653,125 @@ def test_signal_handling_off_the_main_thread_fails_with_a_hint() -> None:
     result = outcome["result"]
     assert isinstance(result, RunResult)
     assert result.exit_code is ExitCode.OK
+
+
+@pytest.mark.parametrize("sig", HANDLED, ids=lambda sig: sig.name)
+async def test_a_signal_during_start_up_cancels_it_and_the_run_only_closes(
+    sig: signal.Signals, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = Runner(grace=2.0)
+    events: list[str] = []
+
+    async def close() -> None:
+        events.append("health closed")
+
+    async def start() -> str:
+        send(sig)
+        try:
+            await forever()  # waiting for ClickHouse, say
+        except asyncio.CancelledError:
+            events.append("start cancelled")
+            raise
+        return "never"
+
+    runner.add_closer("health", close)
+    with caplog.at_level(logging.INFO, logger="ponix_runner.runner"):
+        async with asyncio.timeout(5):
+            started = await runner.start_up(start)
+        result = await run_within(runner)
+
+    assert started is None
+    assert events == ["start cancelled", "health closed"]
+    assert result.reason is ShutdownReason.SIGNAL
+    assert result.signal == sig.name
+    assert not result.forced
+    assert result.exit_code is ExitCode.OK
+    requested = [r for r in caplog.records if r.getMessage().startswith("shutdown requested")]
+    assert [r.getMessage() for r in requested] == ["shutdown requested during start-up"]
+    assert getattr(requested[0], "signal_name", None) == sig.name
+
+
+async def test_a_second_signal_during_start_up_forces_and_cuts_a_hanging_clean_up() -> None:
+    runner = Runner(grace=30.0, force_budget=0.2)
+    events: list[str] = []
+
+    async def start() -> None:
+        send(signal.SIGTERM)
+        try:
+            await forever()
+        except asyncio.CancelledError:
+            send(signal.SIGINT)
+            try:
+                await forever()  # a clean-up that hangs (closing a dead connection, say)
+            except asyncio.CancelledError:
+                events.append("clean-up cut short")
+                raise
+
+    async with asyncio.timeout(5):
+        assert await runner.start_up(start) is None
+    result = await run_within(runner)
+
+    assert events == ["clean-up cut short"]
+    assert result.signal == "SIGTERM"
+    assert result.forced
+    assert result.exit_code is ExitCode.FORCED
+
+
+async def test_shutdown_during_start_up_cancels_it() -> None:
+    runner = Runner()
+
+    async def start() -> None:
+        runner.shutdown()
+        await forever()
+
+    async with asyncio.timeout(5):
+        assert await runner.start_up(start) is None
+    result = await run_within(runner)
+
+    assert result.reason is ShutdownReason.REQUESTED
+    assert result.exit_code is ExitCode.OK
+
+
+async def test_the_handlers_stay_installed_from_start_up_until_run_ends() -> None:
+    before = {sig: signal.getsignal(sig) for sig in HANDLED}
+    runner = Runner()
+    during: list[bool] = []
+
+    async def start() -> str:
+        during.append(all(signal.getsignal(sig) is not before[sig] for sig in HANDLED))
+        return "components"
+
+    async def look(token: ShutdownToken) -> None:
+        during.append(all(signal.getsignal(sig) is not before[sig] for sig in HANDLED))
+        runner.shutdown()
+
+    assert await runner.start_up(start) == "components"
+    during.append(all(signal.getsignal(sig) is not before[sig] for sig in HANDLED))
+    runner.add_process("look", look)
+    result = await run_within(runner)
+
+    assert during == [True, True, True]
+    assert result.reason is ShutdownReason.REQUESTED
+    assert {sig: signal.getsignal(sig) for sig in HANDLED} == before
+
+
+async def test_a_failing_start_up_raises_and_restores_the_handlers() -> None:
+    before = {sig: signal.getsignal(sig) for sig in HANDLED}
+    runner = Runner()
+
+    async def start() -> None:
+        raise RuntimeError("clickhouse unreachable")
+
+    with pytest.raises(RuntimeError, match="clickhouse unreachable"):
+        await runner.start_up(start)
+    assert {sig: signal.getsignal(sig) for sig in HANDLED} == before
+
+
+async def test_an_outer_timeout_around_start_up_still_surfaces_as_timeout_error() -> None:
+    before = {sig: signal.getsignal(sig) for sig in HANDLED}
+    runner = Runner()
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await runner.start_up(forever)
+    assert {sig: signal.getsignal(sig) for sig in HANDLED} == before

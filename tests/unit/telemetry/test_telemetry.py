@@ -1,13 +1,24 @@
+import errno
 import io
 import json
 import logging
+import socket
 
 import aiohttp
 import pytest
 
 import ponix_telemetry
 from ponix_config import TelemetrySettings
-from ponix_telemetry import HealthServer, configure_logging, get_logger, metrics
+from ponix_runner import user_error_line
+from ponix_telemetry import (
+    HealthServer,
+    ListenError,
+    PortInUseError,
+    TelemetryError,
+    configure_logging,
+    get_logger,
+    metrics,
+)
 
 
 @pytest.fixture
@@ -78,9 +89,34 @@ def test_public_api_is_pinned() -> None:
     assert ponix_telemetry.__all__ == (
         "Component",
         "HealthServer",
+        "ListenError",
+        "PortInUseError",
         "ReadinessCheck",
+        "TelemetryError",
         "configure_logging",
         "get_logger",
         "metrics",
         "serve",
     )
+
+
+async def test_a_taken_port_is_a_typed_one_line_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = HealthServer("127.0.0.1", port)
+        with pytest.raises(PortInUseError) as caught:
+            await server.start()
+
+    error = caught.value
+    assert isinstance(error, ListenError)
+    assert isinstance(error, TelemetryError)
+    assert isinstance(error, OSError)
+    assert error.errno == errno.EADDRINUSE
+    assert (error.code, error.host, error.port) == ("telemetry.port_in_use", "127.0.0.1", port)
+    assert user_error_line(error) == (
+        f"telemetry.port_in_use: cannot serve /metrics and health on 127.0.0.1:{port}: "
+        "the port is in use; set HTTP_PORT to a free port (0 picks one)"
+    )
+    await server.stop()  # idempotent after a failed start

@@ -34,7 +34,6 @@ from ponix_clickhouse.layout import (
     read_table_layout,
 )
 from ponix_clickhouse.migrate import (
-    MIGRATIONS_DIR_ENV,
     MigrationReport,
     migrate,
     migrations_dir,
@@ -49,7 +48,6 @@ __all__ = (
     "ENVELOPE_COLUMNS",
     "INSERT_FAILURES",
     "JSON_TYPE_SINCE",
-    "MIGRATIONS_DIR_ENV",
     "Backoff",
     "BatchWriter",
     "ClickHouseAuthError",

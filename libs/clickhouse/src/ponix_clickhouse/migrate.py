@@ -3,7 +3,8 @@
 Where the migrations come from, first match wins:
 
 1. the ``source`` argument;
-2. ``CLICKHOUSE_MIGRATIONS_DIR``;
+2. ``settings.migrations_dir`` (``CLICKHOUSE_MIGRATIONS_DIR``, checked to be a directory when
+   the settings are loaded);
 3. the copy shipped inside this package (``ponix_clickhouse/migrations``).
 
 The canonical files are the repo's ``migrations/``; the package holds a byte-identical copy (a
@@ -15,7 +16,6 @@ Blocking; call it with ``asyncio.to_thread`` from async code.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,8 +30,6 @@ from yoyo.migrations import default_migration_table
 from ponix_clickhouse.errors import ClickHouseError, MigrationError, MigrationLockedError
 from ponix_clickhouse.yoyo_backend import DEFAULT_LOCK_LEASE, ClickHouseBackend
 from ponix_config import ClickHouseSettings
-
-MIGRATIONS_DIR_ENV = "CLICKHOUSE_MIGRATIONS_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +49,14 @@ class MigrationReport:
     """Known but not applied after this call."""
 
 
-def migrations_dir(source: str | Path | None = None) -> Path:
+def migrations_dir(
+    source: str | Path | None = None, *, settings: ClickHouseSettings | None = None
+) -> Path:
     """The directory :func:`migrate` reads (see the module docstring for the order)."""
     if source is not None:
         return Path(source)
-    configured = os.environ.get(MIGRATIONS_DIR_ENV, "").strip()
-    if configured:
-        return Path(configured)
+    if settings is not None and settings.migrations_dir is not None:
+        return settings.migrations_dir
     return Path(str(resources.files("ponix_clickhouse").joinpath("migrations")))
 
 
@@ -96,7 +95,7 @@ def migrate(
     cannot be used, :class:`MigrationLockedError` when another migrator holds the lock past
     ``lock_timeout`` seconds, :class:`MigrationError` when a migration fails.
     """
-    path = migrations_dir(source)
+    path = migrations_dir(source, settings=settings)
     if not path.is_dir():
         raise MigrationError(f"no migrations directory at {path}")
     migrations = read_migrations(str(path))

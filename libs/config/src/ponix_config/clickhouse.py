@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -44,6 +45,12 @@ class ClickHouseSettings(PonixSettings):
     )
     insert_timeout: float = Field(30.0, gt=0, description="Seconds one INSERT may take.")
 
+    migrations_dir: Path | None = Field(
+        None,
+        description="Directory of migration files to apply instead of the ones shipped in "
+        "ponix-clickhouse (e.g. migrations/cluster).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _lift_url_credentials(cls, data: object) -> object:
@@ -72,6 +79,21 @@ class ClickHouseSettings(PonixSettings):
             raise ValueError(msg) from None
         if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
             msg = f"{value!r} is not a clickhouse://host:port URL (the native protocol)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("migrations_dir", mode="before")
+    @classmethod
+    def _blank_dir_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("migrations_dir")
+    @classmethod
+    def _check_migrations_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            msg = "not a directory" if value.exists() else "no such directory"
             raise ValueError(msg)
         return value
 

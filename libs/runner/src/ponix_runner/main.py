@@ -27,8 +27,9 @@ def run_main(
     becomes the exit code: a ``RunResult`` gives its ``exit_code``, an ``int`` is used as is, and
     ``None`` gives 0. An exception raised by ``main`` propagates.
 
-    A Ctrl-C that arrives before the runner has installed its handlers (during start-up, say)
-    gives ``ExitCode.FORCED`` (130).
+    A Ctrl-C that arrives before the runner has installed its handlers gives
+    ``ExitCode.FORCED`` (130). Services install them before their start-up waits for any server
+    (``Runner.start_up``), so there a signal stops them cleanly (0).
 
     Args:
         use_uvloop: ``None`` uses uvloop if it is installed, ``True`` requires it, and ``False``

@@ -1,8 +1,12 @@
 """The runner: named processes, one shutdown token, ordered closers, and signal handling.
 
-Lifecycle of ``await Runner.run()``:
+Lifecycle of ``await Runner.start_up(start)`` (optional), then ``await Runner.run()``:
 
-1. Install the SIGINT/SIGTERM handlers, then start every process as a task that the runner owns.
+0. ``start_up`` installs the SIGINT/SIGTERM handlers and awaits ``start()`` (connecting, waiting
+   for servers). A signal during it cancels ``start()``; ``run()`` then starts no process, runs
+   the closers registered so far, and reports ``ShutdownReason.SIGNAL``, as in steps 3-6.
+1. Install the SIGINT/SIGTERM handlers (unless ``start_up`` did), then start every process as a
+   task that the runner owns.
 2. Wait for the first trigger: a signal, ``shutdown()``, a critical process raising, a critical
    process returning before shutdown without ``may_return=True``, or every process having ended.
 3. Set the token. Processes get ``grace`` seconds to return on their own.
@@ -32,7 +36,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from ponix_runner.deadline import Deadline
 from ponix_runner.errors import AlreadyStartedError, DuplicateNameError, SignalsUnavailableError
@@ -59,6 +63,8 @@ CloserFn = Callable[[], Awaitable[None]]
 _MIN_FORCED_CLOSER_BUDGET = 0.01
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ class Runner:
         self._live = 0
         self._failures: list[ProcessFailure] = []
         self._cancelled: list[str] = []
+        self._handlers: list[tuple[signal.Signals, _Handler]] | None = None
+        self._start_up: asyncio.Task[Any] | None = None
 
     def add_process(
         self, name: str, fn: ProcessFn, *, critical: bool = True, may_return: bool = False
@@ -157,9 +165,50 @@ class Runner:
         Call it from the event loop's thread; from another thread, use
         ``loop.call_soon_threadsafe(runner.shutdown)``. Calling it again does nothing: unlike a
         second signal, it never forces the shutdown. If it is called before ``run()``, then
-        ``run()`` starts no process and only runs the closers.
+        ``run()`` starts no process and only runs the closers; during ``start_up()``, it also
+        cancels the start-up.
         """
         self._request(ShutdownReason.REQUESTED)
+
+    async def start_up(self, start: Callable[[], Awaitable[T]]) -> T | None:
+        """Await ``start()`` with the runner's signal handlers already installed.
+
+        A service's start-up (waiting with backoff for its servers, say) can take minutes; a
+        SIGTERM or SIGINT then must stop it as it stops a running service. The first signal
+        cancels ``start()`` and this returns ``None`` (``start()`` is expected to release what
+        it holds as the ``CancelledError`` passes through it); ``run()`` then starts no
+        process, runs the closers registered so far, and returns a ``RunResult`` with reason
+        ``SIGNAL``: exit code 0, as for a signal once running. A second signal forces, as it
+        does once running (exit code 130), and cancels ``start()`` again.
+
+        The handlers stay installed until ``run()`` ends, so that a signal between the two is
+        not lost: call ``run()`` next, after registering what ``start()`` returned. If
+        ``start()`` raises, the handlers are removed and the error propagates. If shutdown was
+        requested before, ``start()`` is not called and this returns ``None``.
+        """
+        self._check_not_started()
+        if self._start_up is not None:
+            raise AlreadyStartedError("start_up() is already running")
+        loop = asyncio.get_running_loop()
+        self._install_signal_handlers(loop)
+        if self._reason is not None:
+            return None
+        # A task of its own: a signal cancels it, not the caller, so the caller's own
+        # cancellation (an outer timeout, say) still reads as its own.
+        task = asyncio.create_task(_call(start), name="ponix-runner:start-up")
+        self._start_up = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if task.cancelled() and self._token.is_set and not _cancel_requested():
+                return None
+            self._remove_signal_handlers(loop)
+            raise
+        except BaseException:
+            self._remove_signal_handlers(loop)
+            raise
+        finally:
+            self._start_up = None
 
     async def run(self) -> RunResult:
         """Run the processes until the first trigger, then shut down. Only once per runner.
@@ -170,11 +219,11 @@ class Runner:
         self._check_not_started()
         self._started = True
         loop = asyncio.get_running_loop()
-        previous = self._install_signal_handlers(loop)
+        self._install_signal_handlers(loop)
         try:
             return await self._supervise()
         finally:
-            _restore_signal_handlers(loop, previous)
+            self._remove_signal_handlers(loop)
 
     async def _supervise(self) -> RunResult:
         tasks: dict[str, asyncio.Task[None]] = {}
@@ -350,10 +399,13 @@ class Runner:
         self._reason = reason
         self._signal_name = signal_name
         self._token._set(Deadline.after(self._grace))
+        start_up = self._start_up
         _log.info(
-            "shutdown requested",
+            "shutdown requested" if start_up is None else "shutdown requested during start-up",
             extra={"reason": reason.value, "signal_name": signal_name, "grace_s": self._grace},
         )
+        if start_up is not None:
+            start_up.cancel()
         return True
 
     def _force(self, cause: str) -> None:
@@ -364,6 +416,9 @@ class Runner:
         _log.warning(
             "forcing shutdown", extra={"cause": cause, "force_budget_s": self._force_budget}
         )
+        if self._start_up is not None:
+            # Interrupts the clean-up that the first cancellation started, if it hangs.
+            self._start_up.cancel()
         step = self._step
         if step is None or step.bound.expired():
             return
@@ -377,9 +432,10 @@ class Runner:
         if not self._request(ShutdownReason.SIGNAL, sig.name):
             self._force(f"second signal {sig.name}")
 
-    def _install_signal_handlers(
-        self, loop: asyncio.AbstractEventLoop
-    ) -> list[tuple[signal.Signals, _Handler]]:
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Install the handlers, unless ``start_up()`` already did."""
+        if self._handlers is not None:
+            return
         installed: list[tuple[signal.Signals, _Handler]] = []
         for sig in self._signals:
             previous = signal.getsignal(sig)
@@ -389,7 +445,12 @@ class Runner:
                 _restore_signal_handlers(loop, installed)
                 raise SignalsUnavailableError(sig.name, str(exc)) from exc
             installed.append((sig, previous))
-        return installed
+        self._handlers = installed
+
+    def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        installed, self._handlers = self._handlers, None
+        if installed is not None:
+            _restore_signal_handlers(loop, installed)
 
     def _check_not_started(self) -> None:
         if self._started:
@@ -404,6 +465,10 @@ def _restore_signal_handlers(
         # remove_signal_handler resets to the default; put back whatever was there before run().
         if previous is not None:
             signal.signal(sig, previous)
+
+
+async def _call(start: Callable[[], Awaitable[T]]) -> T:
+    return await start()
 
 
 def _cancel_requested() -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from ponix_telemetry.errors import listen_error
 from ponix_telemetry.logs import get_logger
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -53,6 +54,8 @@ class HealthServer:
         self._cache[name] = _Cached()
 
     async def start(self) -> None:
+        """Bind and serve; raises :class:`ListenError` (``PortInUseError``, ...) on a bad
+        HTTP_HOST or HTTP_PORT."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -62,7 +65,11 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise listen_error(self._host, self._port, exc) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port

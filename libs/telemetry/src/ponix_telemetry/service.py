@@ -38,7 +38,12 @@ async def serve(
     grace: float = 4.0,
     health_timeout: float = 1.0,
 ) -> RunResult:
-    """Serve health, run ``start()``, then supervise the components until shutdown."""
+    """Serve health, run ``start()``, then supervise the components until shutdown.
+
+    A SIGTERM or SIGINT during start-up (waiting for NATS or ClickHouse, say) cancels it and
+    ends the service as one once running does: a ``shutdown requested during start-up`` line,
+    then exit code 0. A bad HTTP_HOST or HTTP_PORT raises a :class:`ListenError`.
+    """
     health = (
         HealthServer(telemetry.http_host, telemetry.http_port) if telemetry.http_enabled else None
     )
@@ -47,26 +52,30 @@ async def serve(
     async def started_check() -> bool:
         return started
 
-    if health is not None:
-        health.add_check("started", started_check)
-        await health.start()
-    try:
+    async def start_up() -> Sequence[Component]:
+        if health is not None:
+            health.add_check("started", started_check)
+            await health.start()
         log.info("service starting", service=name)
-        components = await start()
+        return await start()
+
+    runner = Runner(grace=grace)
+    try:
+        components = await runner.start_up(start_up)
     except BaseException:
         if health is not None:
             await health.stop()
         raise
-    runner = Runner(grace=grace)
-    for component in components:
+    for component in components or ():
         component.register(runner)
         if health is not None:
             for check_name, check in component.readiness().items():
                 health.add_check(check_name, check)
     if health is not None:
         runner.add_closer("health server", health.stop, timeout=health_timeout)
-    started = True
-    log.info("service started", service=name)
+    if components is not None:
+        started = True
+        log.info("service started", service=name)
     result = await runner.run()
     log.info(
         "service stopped",

@@ -18,7 +18,7 @@ import typer
 
 from ponix_cli import console, envfile
 from ponix_cli.errors import INTERRUPTED, CliError
-from ponix_cli.services import choose_http_port, run_service
+from ponix_cli.services import choose_http_port
 
 if TYPE_CHECKING:
     from ponix_clickhouse import MigrationReport
@@ -113,6 +113,7 @@ def _run_pipeline(stack: LocalStack, env_path: Path, rate: float) -> int:
     from ponix_all_in_one import ProcessName, run_all_in_one
     from ponix_clickhouse import migrate
     from ponix_config import ClickHouseSettings, load_settings
+    from ponix_runner import run_main
 
     # The stack's URLs win over whatever the shell exported: this is the stack we run on.
     urls = stack.env()
@@ -125,7 +126,7 @@ def _run_pipeline(stack: LocalStack, env_path: Path, rate: float) -> int:
     envfile.write_env_file(env_path, urls, pid=os.getpid())
     console.say(banner(stack, env_path, report, rate=rate, metrics_port=metrics_port))
     processes: list[ProcessName] = ["producer", "ingester"] if rate > 0 else ["ingester"]
-    return run_service(lambda: run_all_in_one(processes))
+    return run_main(lambda: run_all_in_one(processes))
 
 
 def banner(

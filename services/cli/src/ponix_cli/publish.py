@@ -2,7 +2,9 @@
 
 Every envelope goes out through ``EnvelopeProducer.send`` (PubAcks are awaited in bulk, up to
 ``--max-in-flight`` at a time), with its id as ``Nats-Msg-Id``: publishing the same envelope
-again inside the stream's duplicate window is counted as a duplicate, not stored twice.
+again inside the stream's duplicate window is counted as a duplicate, not stored twice. A JSON
+line without an id gets one derived from its content (``ponix_producer.content_envelope_id``), so
+publishing the same file again is idempotent too.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ ponix publish --file envelopes.jsonl --strict      # stop at the first bad line
 producer-script | ponix publish --file -
 ```
 
-**One envelope per line** (proto JSON names; `id` optional, a UUIDv7 is made when absent):
+**One envelope per line** (proto JSON names; `id` optional, derived from the line's content
+when absent):
 
 ```
 {"id": "0190c5e8-...", "organization_id": "acme", "end_device_id": "d-1",
@@ -118,6 +121,10 @@ def publish(
     there, exit 1; the envelopes before it are already published). The summary says how
     many were published, how many JetStream dropped as duplicates, and how many lines were
     bad. Creates the stream if it does not exist yet.
+
+    A line without `id` gets one derived from its content (a UUIDv7 at its `occurred_at`),
+    also sent as Nats-Msg-Id, so publishing the same file again stores each envelope once;
+    identical lines are one envelope.
     """
     from ponix_config import NatsSettings, load_settings
 

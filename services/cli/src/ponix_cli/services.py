@@ -8,20 +8,14 @@ cleanly on SIGINT/SIGTERM (exit 0).
 from __future__ import annotations
 
 import enum
-import errno
 import os
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import Annotated, Final
 
 import typer
 
 from ponix_cli import console
-from ponix_cli.errors import CliError
 from ponix_cli.options import ClickHouseUrl, NatsUrl
 from ponix_cli.targets import use_targets
-
-if TYPE_CHECKING:
-    from ponix_runner import RunResult
 
 # The port of /metrics, /healthz and /readyz in the service images (HTTP_PORT's default).
 METRICS_PORT: Final = 9464
@@ -142,6 +136,7 @@ def _serve(
     clickhouse_url: str | None = None,
 ) -> None:
     from ponix_all_in_one import ProcessName, run_all_in_one
+    from ponix_runner import run_main
 
     use_targets(nats_url=nats_url, clickhouse_url=clickhouse_url)
     choose_http_port()
@@ -153,7 +148,8 @@ def _serve(
     names: list[ProcessName] | None = None
     if processes:
         names = ["producer" if p == Process.PRODUCER else "ingester" for p in processes]
-    raise typer.Exit(run_service(lambda: run_all_in_one(names)))
+    # A taken HTTP_PORT, like any user error, is one line from run_main (telemetry.port_in_use).
+    raise typer.Exit(run_main(lambda: run_all_in_one(names)))
 
 
 def choose_http_port(*, quiet: bool = False) -> int:
@@ -171,19 +167,3 @@ def choose_http_port(*, quiet: bool = False) -> int:
             console.warn(f"HTTP_PORT {METRICS_PORT} is taken; /metrics and /readyz on :{port}")
     os.environ["HTTP_PORT"] = str(port)
     return port
-
-
-def run_service(main: Callable[[], Coroutine[Any, Any, RunResult]]) -> int:
-    """``run_main``, with a taken HTTP port as one line instead of a traceback."""
-    from ponix_runner import run_main
-
-    try:
-        return run_main(main)
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        port = os.environ.get("HTTP_PORT", str(METRICS_PORT))
-        raise CliError(
-            "cli.port_in_use",
-            f"HTTP_PORT {port} is already in use: set HTTP_PORT to a free port (0 picks one)",
-        ) from None

@@ -1,8 +1,8 @@
 """The ingester <-> worker pipe: length-prefixed pickles over the worker's stdin and stdout.
 
-Both ends are ours (the worker is ``python -m ponix_ingester.worker``, started by the ingester
-with the same interpreter), so pickle is safe and the cheapest way to move a batch: a list of
-1000 envelope payloads costs the event loop ~0.1 µs per message to send.
+Both ends are ours (the worker is ``python -m ponix_ingester.worker_main``, started by the
+ingester with the same interpreter), so pickle is safe and the cheapest way to move a batch: a
+list of 1000 envelope payloads costs the event loop ~0.1 µs per message to send.
 
 Frames, a 4-byte big-endian length then a pickle:
 
@@ -12,7 +12,8 @@ Frames, a 4-byte big-endian length then a pickle:
   "flush, report and exit".
 * worker -> ingester: ``(UP,)`` once configured; ``(DONE, id, BatchOutcome, accepting)`` per
   batch, ``accepting`` being whether the writer takes more rows (backpressure); ``(ACCEPTING,)``
-  when it does again; ``(METRICS, families)`` every second with the writer's metrics.
+  when it does again; ``(METRICS, increments, gauges)``, what changed in the writer's metrics
+  (:mod:`ponix_ingester.worker_metrics`), before each ``DONE`` and every second, if anything.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The decode + insert worker: ``python -m ponix_ingester.worker``, started by the ingester.
+"""The decode + insert worker process, started by the ingester.
 
 It runs the same :class:`EnvelopeProcessor` (``RowBuilder`` + ``BatchWriter``) as the inline
 ingester, on the batches the ingester's event loop fetched, and sends back each batch's
@@ -12,6 +12,11 @@ process group, and the ingester, not the signal, decides when the worker stops. 
 stdin (the ingester closed the pipe, or died) means: flush the writer, report what was stored,
 exit 0. A worker whose ingester died stores its last rows unacked; they are redelivered and
 collapse in the ReplacingMergeTree.
+
+The process runs ``python -m ponix_ingester.worker_main``
+(:data:`ponix_ingester.workers.WORKER_COMMAND`), a module nothing imports, rather than this one:
+``python -m`` on a module the package has already imported makes runpy warn and run a second
+copy of it.
 """
 
 from __future__ import annotations
@@ -41,20 +46,12 @@ from ponix_ingester.pipe import (
 )
 from ponix_ingester.processor import EnvelopeProcessor
 from ponix_ingester.rows import RowBuilder
-from ponix_telemetry import configure_logging, get_logger, metrics
+from ponix_ingester.worker_metrics import MetricsTracker
+from ponix_telemetry import configure_logging, get_logger
 
 log = get_logger(__name__)
 
 METRICS_EVERY: Final = 1.0
-# The writer's metrics: counted here, exported by the ingester (see ponix_ingester.workers).
-WRITER_METRICS: Final = (
-    metrics.BATCH_ROWS,
-    metrics.INSERT_SECONDS,
-    metrics.INSERT_FAILURES,
-    metrics.ROWS_INSERTED,
-    metrics.IN_FLIGHT_ROWS,
-    metrics.LAST_INSERT_AT,
-)
 
 
 class _Worker:
@@ -67,6 +64,9 @@ class _Worker:
             RowBuilder(max_bytes=config.max_envelope_bytes, time_range=config.time_range),
             self.writer,
         )
+        # The writer's metrics: counted here, exported there. Made before the first insert: it
+        # records the histograms' values from then on.
+        self.metrics = MetricsTracker()
         self.tasks: set[asyncio.Task[None]] = set()
         self.waiting_for_room: asyncio.Task[None] | None = None
         self.draining = False
@@ -112,8 +112,9 @@ class _Worker:
         write_frame(self.out, (ACCEPTING,))
 
     def report_metrics(self) -> None:
-        families = [family for metric in WRITER_METRICS for family in metric.collect()]
-        write_frame(self.out, (METRICS, families))
+        changes = self.metrics.changes()
+        if changes is not None:
+            write_frame(self.out, (METRICS, *changes))
 
     async def report_metrics_forever(self) -> None:
         while True:
@@ -130,24 +131,39 @@ class _Worker:
         self.report_metrics()
 
 
-async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.BaseTransport]:
+    """stdin as a stream, the real stdout as a writer, and stdin's transport (to close)."""
     loop = asyncio.get_running_loop()
     out_fd = os.dup(1)
     os.dup2(2, 1)  # print() and stray writes go to stderr, never into the pipe
     reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(
+    stdin, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0)
     )
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
         os.fdopen(out_fd, "wb", buffering=0),
     )
-    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop), stdin
 
 
 async def serve() -> None:
-    reader, out = await _pipes()
-    config = await read_frame(reader)
+    reader, out, stdin = await _pipes()
+    try:
+        await _serve(reader, out)
+    finally:
+        with contextlib.suppress(ConnectionError):
+            await out.drain()
+        out.close()
+        stdin.close()
+
+
+async def _serve(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> None:
+    try:
+        config = await read_frame(reader)
+    except asyncio.IncompleteReadError:  # the ingester gave up (or died) while starting
+        log.info("no config before end of input; exiting")
+        return
     if not isinstance(config, WorkerConfig):
         raise TypeError(f"expected a WorkerConfig first, got {type(config).__name__}")
     worker = _Worker(config, out)
@@ -170,9 +186,6 @@ async def serve() -> None:
         await worker.finish()
     finally:
         reporter.cancel()
-        with contextlib.suppress(ConnectionError):
-            await out.drain()
-        out.close()
 
 
 def main() -> None:
@@ -182,7 +195,3 @@ def main() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve())
     sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,8 +12,9 @@ runner stops the service (exit code 1); that worker's batches fail and are nakke
 ``close`` (a closer, after the consumer has returned) closes each worker's stdin and waits for
 it to flush, answer and exit.
 
-Metrics: the writers count in the workers; each sends its writer metrics every second, and the
-pool exports them in this process's registry in place of its own (unused) writer metrics.
+Metrics: the writers count in the workers; each sends what changed in its writer metrics (with
+each answer, and every second), and the pool adds that to this process's writer metrics, which
+therefore never go backwards (:mod:`ponix_ingester.worker_metrics`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ import asyncio
 import contextlib
 import itertools
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from nats.aio.msg import Msg
-from prometheus_client import REGISTRY
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from ponix_ingester.pipe import (
     ACCEPTING,
@@ -42,15 +40,19 @@ from ponix_ingester.pipe import (
     write_frame,
 )
 from ponix_ingester.processor import MSG_ID_HEADER, BatchOutcome
-from ponix_ingester.worker import WRITER_METRICS
+from ponix_ingester.worker_metrics import MetricsSink, Report
 from ponix_nats import ProcessingResult
 from ponix_runner import Deadline
 from ponix_telemetry import get_logger
 
 log = get_logger(__name__)
 
-WORKER_MODULE: Final = "ponix_ingester.worker"
+# A module nothing imports: ``python -m`` on one the package has already imported makes runpy
+# warn ("found in sys.modules after import of package") and run a second copy of it.
+WORKER_COMMAND: Final = (sys.executable, "-m", "ponix_ingester.worker_main")
 _STOP_TIMEOUT: Final = 4.0
+# This process's writer metrics count every worker's, of every pool (they are process-wide).
+_METRICS: Final = MetricsSink()
 
 
 class WorkerError(Exception):
@@ -73,7 +75,6 @@ class _Worker:
         self.pending_messages = 0
         self.accepting = asyncio.Event()
         self.accepting.set()
-        self.metrics: list[Metric] = []
         self.reader: asyncio.Task[None] | None = None
         self.closing = False
 
@@ -112,11 +113,18 @@ class _Worker:
                 elif kind == ACCEPTING:
                     self.accepting.set()
                 elif kind == METRICS:
-                    self.metrics = frame[1]
+                    self._count(frame[1:])
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            _METRICS.forget(self)
             self._fail_pending()
+
+    def _count(self, report: Report) -> None:
+        try:
+            _METRICS.apply(self, report)
+        except Exception:  # metrics never stop the batches
+            log.exception("worker metrics not counted", worker=self.name)
 
     def _fail_pending(self) -> None:
         why = "closed" if self.closing else "exited"
@@ -171,7 +179,6 @@ class WorkerPool:
     def __init__(self, workers: Sequence[_Worker]) -> None:
         self._workers = list(workers)
         self._ids = itertools.count(1)
-        self._metrics = _WorkerMetrics(self._workers)
         self._closed = False
 
     @classmethod
@@ -181,9 +188,7 @@ class WorkerPool:
         try:
             for index in range(count):
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    WORKER_MODULE,
+                    *WORKER_COMMAND,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                 )
@@ -195,7 +200,6 @@ class WorkerPool:
                 await worker.stop()
             raise
         pool = cls(workers)
-        pool._metrics.install()
         log.info("workers started", pids=[w.proc.pid for w in workers])
         return pool
 
@@ -250,73 +254,7 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
-        try:
-            codes = await asyncio.gather(*(w.stop() for w in self._workers))
-        finally:
-            self._metrics.uninstall()
+        codes = await asyncio.gather(*(w.stop() for w in self._workers))
         failed = [f"{w.name}: {c}" for w, c in zip(self._workers, codes, strict=True) if c]
         if failed:
             raise WorkerError(f"workers exited badly: {', '.join(failed)}")
-
-
-class _WorkerMetrics(Collector):
-    """Exports the workers' writer metrics in this process's registry, merged (summed; the
-    last insert time is the latest), in place of this process's own writer metrics."""
-
-    _installed: Final[list[_WorkerMetrics]] = []
-
-    def __init__(self, workers: Sequence[_Worker]) -> None:
-        self._workers = workers
-
-    def install(self) -> None:
-        if not self._installed:
-            for metric in WRITER_METRICS:
-                REGISTRY.unregister(metric)
-        else:
-            REGISTRY.unregister(self._installed[-1])
-        self._installed.append(self)
-        REGISTRY.register(self._installed[-1])
-
-    def uninstall(self) -> None:
-        if self not in self._installed:
-            return
-        REGISTRY.unregister(self._installed[-1])
-        self._installed.remove(self)
-        if self._installed:
-            REGISTRY.register(self._installed[-1])
-        else:
-            for metric in WRITER_METRICS:
-                REGISTRY.register(metric)
-
-    def collect(self) -> Iterator[Metric]:
-        snapshots = [w.metrics for pool in self._installed for w in pool._workers if w.metrics]
-        if not snapshots:
-            for metric in WRITER_METRICS:
-                yield from metric.collect()
-            return
-        yield from _merge(family for snapshot in snapshots for family in snapshot)
-
-
-def _merge(families: Iterable[Metric]) -> Iterator[Metric]:
-    merged: dict[str, Metric] = {}
-    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-    for family in families:
-        if family.name not in merged:
-            merged[family.name] = Metric(family.name, family.documentation, family.type)
-            values[family.name] = {}
-        into = values[family.name]
-        latest = family.name == "ponix_last_insert_at_seconds"
-        for sample in family.samples:
-            key = (sample.name, tuple(sorted(sample.labels.items())))
-            if key not in into:
-                into[key] = sample.value
-            elif latest:
-                into[key] = max(into[key], sample.value)
-            elif sample.name.endswith("_created"):
-                into[key] = min(into[key], sample.value)
-            else:
-                into[key] += sample.value
-    for name, family in merged.items():
-        for (sample_name, labels), value in values[name].items():
-            family.add_sample(sample_name, dict(labels), value)
-        yield family
