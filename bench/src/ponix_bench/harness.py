@@ -89,7 +89,11 @@ class Bench:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _clickhouse(self, database: str = "") -> ClickHouseSettings:
+    @property
+    def latency_storage(self) -> Literal["file", "memory"]:
+        return self.options.latency_storage
+
+    def clickhouse_settings(self, database: str = "") -> ClickHouseSettings:
         return ClickHouseSettings.model_construct(
             url=self.clickhouse_url, database=database or "ponix"
         )
@@ -243,7 +247,7 @@ class Bench:
         settings = self.nats_settings.model_copy(update={"consumer": name})
         await create_paused(js, stream, consumer_config(settings))
         if spec.writes_rows:
-            await asyncio.to_thread(migrate, self._clickhouse(name))
+            await asyncio.to_thread(migrate, self.clickhouse_settings(name))
         env = (
             self.ingester_env(name, name, spec.ingester_env)
             if spec.kind == "ponix"

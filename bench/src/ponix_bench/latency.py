@@ -14,7 +14,9 @@ import contextlib
 import statistics
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, Protocol
 
 from clickhouse_driver import Client
 from nats.aio.client import Client as NatsClient
@@ -23,12 +25,27 @@ from ponix_bench.procs import Contender, memory, spawn
 from ponix_bench.publish import generate, publish_at_rate
 from ponix_bench.report import Latency, Soak
 from ponix_clickhouse import migrate
-from ponix_config import NatsSettings
+from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_nats import ensure_jetstream
 from ponix_producer.synthetic import OutgoingEnvelope
 
-if TYPE_CHECKING:
-    from ponix_bench.harness import Bench
+
+class Bench(Protocol):
+    """What the latency and soak phases need of the run (``ponix_bench.harness.Bench``)."""
+
+    nats_settings: NatsSettings
+    clickhouse_url: str
+    workdir: Path
+
+    @property
+    def latency_storage(self) -> Literal["file", "memory"]: ...
+
+    def clickhouse_settings(self, database: str = "") -> ClickHouseSettings: ...
+
+    def ingester_env(
+        self, consumer: str, database: str, extra: Mapping[str, str]
+    ) -> dict[str, str]: ...
+
 
 POLL = 0.05
 SETTLE = 1.0
@@ -41,7 +58,7 @@ SIGTERM_LOAD = 2.0
 def _stream_settings(bench: Bench, tag: str) -> NatsSettings:
     return bench.nats_settings.model_copy(
         update={
-            "storage": bench.options.latency_storage,
+            "storage": bench.latency_storage,
             "stream": f"BENCH_{tag.upper()}",
             "subject_prefix": f"bench_{tag}",
             "dlq_stream": f"BENCH_{tag.upper()}_DLQ",
@@ -58,7 +75,7 @@ async def _start_ingester(
     database = f"bench_{tag}"
     js = nc.jetstream()
     await ensure_jetstream(js, settings)
-    await asyncio.to_thread(migrate, bench._clickhouse(database))
+    await asyncio.to_thread(migrate, bench.clickhouse_settings(database))
     env = bench.ingester_env(
         settings.consumer,
         database,
