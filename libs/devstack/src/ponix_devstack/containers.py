@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from urllib.parse import quote
 from ponix_devstack.errors import DockerUnavailableError, ServerStartFailedError
 from ponix_devstack.images import CLICKHOUSE_IMAGE, NATS_IMAGE
 from ponix_devstack.nats import NatsConfig
-from ponix_devstack.readiness import probe_clickhouse, probe_nats, wait_until_ready
+from ponix_devstack.readiness import Readiness, probe_clickhouse, probe_nats, wait_until_ready
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -140,11 +141,22 @@ class _Container(ABC):
     def start(self) -> Self:
         """Run the container and wait until the server in it is ready."""
 
-    def _run(self, container: DockerContainer) -> None:
+    def _run_until_ready(
+        self, container: DockerContainer, probe: Callable[[float], Readiness]
+    ) -> None:
+        """Start ``container`` and probe it until ready; any failure removes it."""
         self._container = container
         try:
             container.start()
             self._host = container.get_container_host_ip()
+            wait_until_ready(
+                probe,
+                server=self.server,
+                timeout=self.ready_timeout,
+                check_alive=self._check_alive,
+                log_tail=self._logs,
+                on_timeout=self.stop,
+            )
         except BaseException:
             self.stop()
             raise
@@ -182,25 +194,16 @@ class NatsContainer(_Container):
             .with_copy_into_container(config.render().encode(), _NATS_CONFIG_PATH)
             .with_command(["--config", _NATS_CONFIG_PATH])
         )
-        self._run(container)
-        try:
-            wait_until_ready(
-                lambda budget: probe_nats(
-                    self.host,
-                    self._port(_NATS_PORT),
-                    self._port(_NATS_MONITOR_PORT),
-                    jetstream=True,
-                    timeout=budget,
-                ),
-                server=self.server,
-                timeout=self.ready_timeout,
-                check_alive=self._check_alive,
-                log_tail=self._logs,
-                on_timeout=self.stop,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self._run_until_ready(
+            container,
+            lambda budget: probe_nats(
+                self.host,
+                self._port(_NATS_PORT),
+                self._port(_NATS_MONITOR_PORT),
+                jetstream=True,
+                timeout=budget,
+            ),
+        )
         return self
 
 
@@ -237,24 +240,15 @@ class ClickHouseContainer(_Container):
             .with_env("CLICKHOUSE_PASSWORD", self.password)
             .with_env("TZ", "UTC")
         )
-        self._run(container)
-        try:
-            wait_until_ready(
-                lambda budget: probe_clickhouse(
-                    self.host,
-                    self._port(_CLICKHOUSE_HTTP_PORT),
-                    self._port(_CLICKHOUSE_TCP_PORT),
-                    user=self.user,
-                    password=self.password,
-                    timeout=budget,
-                ),
-                server=self.server,
-                timeout=self.ready_timeout,
-                check_alive=self._check_alive,
-                log_tail=self._logs,
-                on_timeout=self.stop,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self._run_until_ready(
+            container,
+            lambda budget: probe_clickhouse(
+                self.host,
+                self._port(_CLICKHOUSE_HTTP_PORT),
+                self._port(_CLICKHOUSE_TCP_PORT),
+                user=self.user,
+                password=self.password,
+                timeout=budget,
+            ),
+        )
         return self
