@@ -190,12 +190,7 @@ async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig, url: str) -
     drift = _drift(info.config, wanted, _STREAM_FIELDS)
     if not drift:
         return []
-    frozen = sorted(_STREAM_IMMUTABLE.intersection(drift))
-    if frozen:
-        shown = "; ".join(
-            f"{f} is {_show(info.config, f)}, wanted {_show(wanted, f)}" for f in frozen
-        )
-        raise ProvisioningError(name, frozen, f"jetstream cannot change it in place ({shown})")
+    _refuse_immutable(info.config, wanted, drift, _STREAM_IMMUTABLE, name)
     changes = {field: getattr(wanted, field) for field in drift}
     await _call(
         js.update_stream(info.config.evolve(**changes)), url, name, wanted.subjects or [], drift
@@ -215,14 +210,7 @@ async def _ensure_consumer(
     drift = _drift(info.config, wanted, _CONSUMER_FIELDS)
     if not drift:
         return []
-    frozen = sorted(_CONSUMER_IMMUTABLE.intersection(drift))
-    if frozen:
-        shown = "; ".join(
-            f"{f} is {_show(info.config, f)}, wanted {_show(wanted, f)}" for f in frozen
-        )
-        raise ProvisioningError(
-            stream, frozen, f"jetstream cannot change it in place ({shown})", consumer=name
-        )
+    _refuse_immutable(info.config, wanted, drift, _CONSUMER_IMMUTABLE, stream, consumer=name)
     changes = {field: getattr(wanted, field) for field in drift}
     # CONSUMER.CREATE on an existing durable with a changed config is JetStream's update.
     config = info.config.evolve(**changes)
@@ -304,6 +292,25 @@ def _same(actual: Any, wanted: Any) -> bool:
     if actual is None and wanted in (-1, 0):
         return True
     return bool(actual == wanted)
+
+
+def _refuse_immutable(
+    actual: Any,
+    wanted: Any,
+    drift: Iterable[str],
+    immutable: frozenset[str],
+    stream: str,
+    *,
+    consumer: str | None = None,
+) -> None:
+    """Raise :class:`ProvisioningError` when ``drift`` touches a field JetStream cannot
+    change in place, naming each such field with its current and wanted value."""
+    frozen = sorted(immutable.intersection(drift))
+    if frozen:
+        shown = "; ".join(f"{f} is {_show(actual, f)}, wanted {_show(wanted, f)}" for f in frozen)
+        raise ProvisioningError(
+            stream, frozen, f"jetstream cannot change it in place ({shown})", consumer=consumer
+        )
 
 
 def _show(config: Any, field: str) -> str:
