@@ -19,10 +19,11 @@ This file's DDL is rendered by unit tests but not executed: no test cluster exis
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from yoyo import step
+
+from ponix_clickhouse.sql import quote_identifier as _quote
 
 __depends__: set[str] = set()
 
@@ -35,12 +36,6 @@ class Connection(Protocol):
     server_version: tuple[int, ...]
 
     def execute(self, sql: str) -> object: ...
-
-
-def _quote(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"{name!r} is not a plain identifier")
-    return f"`{name}`"
 
 
 def statements(database: str, table: str, version: tuple[int, ...]) -> list[str]:
