@@ -43,7 +43,7 @@ from clickhouse_driver.dbapi import errors as dbapi_errors
 from yoyo import exceptions as yoyo_exceptions
 from yoyo.backends.base import DatabaseBackend
 
-from ponix_clickhouse.client import parse_version, translate_error
+from ponix_clickhouse.client import server_version, translate_error
 from ponix_clickhouse.errors import ClickHouseError, QueryError
 from ponix_clickhouse.sql import check_identifier, qualified_name, quote_identifier
 
@@ -199,14 +199,14 @@ class ClickHouseBackend(DatabaseBackend):  # type: ignore[misc]
 
         client = make(database)
         try:
-            version = _version(client)
+            version = server_version(client)
         except QueryError as exc:
             client.disconnect()
             if exc.server_code != _UNKNOWN_DATABASE:
                 raise
             _create_database(make(""), database)
             client = make(database)
-            version = _version(client)
+            version = server_version(client)
         return ClickHouseConnection(client, database=database, table=table, server_version=version)
 
     def quote_identifier(self, s: str) -> str:
@@ -445,14 +445,6 @@ class ClickHouseBackend(DatabaseBackend):  # type: ignore[misc]
             "operation": operation,
         }
         return data
-
-
-def _version(client: Client) -> tuple[int, ...]:
-    try:
-        rows = client.execute("SELECT version()")
-    except Exception as exc:
-        raise translate_error(exc, client) from exc
-    return parse_version(str(rows[0][0]))
 
 
 def _create_database(client: Client, database: str) -> None:
