@@ -34,26 +34,12 @@ from ponix_ingester.workers import WorkerError, WorkerPool
 from ponix_nats import ACK, Term
 from ponix_proto import new_envelope_id, pb
 from ponix_runner import Deadline
+from tests.support.token import Token
 
 pytestmark = pytest.mark.integration
 
 MAX_BYTES = 4096
 STREAM = "PROCESSED_ENVELOPES"
-
-
-class Token:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def set(self) -> None:
-        self._event.set()
 
 
 def envelope(seq: int, *, with_id: bool = True, device: str = "device-1") -> bytes:

@@ -17,23 +17,7 @@ from nats.js.api import ConsumerInfo
 
 from ponix_config import NatsSettings
 from ponix_nats import BatchConsumer, EnvelopeProducer, connect, ensure_jetstream
-
-
-class Token:
-    """The runner's ShutdownToken as far as BatchConsumer sees it."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def set(self) -> None:
-        self._event.set()
+from tests.support.token import Token
 
 
 @pytest.fixture

@@ -31,7 +31,9 @@ from ponix_nats import (
 )
 
 if TYPE_CHECKING:
-    from .conftest import Publish, RunConsumer, Token, WaitForConsumer
+    from tests.support.token import Token
+
+    from .conftest import Publish, RunConsumer, WaitForConsumer
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,9 @@ from ponix_config import NatsSettings
 from ponix_nats import BatchConsumer, ProcessingResult, ProvisioningError, ensure_jetstream
 
 if TYPE_CHECKING:
-    from .conftest import Publish, RunConsumer, Token, WaitForConsumer
+    from tests.support.token import Token
+
+    from .conftest import Publish, RunConsumer, WaitForConsumer
 
 pytestmark = pytest.mark.integration
 
