@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,13 @@ class Figures:
         self.dlq = verdict.dead_lettered
         self.dlq_missing = len(verdict.dlq_missing)
         self.dlq_unexpected = len(verdict.dlq_unexpected)
+
+    def take_outcome(self, outcome: Any, started: float) -> None:
+        """A drained run's (``harness.Outcome``) verdict counts and redeliveries, and the
+        seconds since ``started`` (a ``time.monotonic()`` reading)."""
+        self.take(outcome.verdict)
+        self.redeliveries = outcome.redeliveries
+        self.duration_s = time.monotonic() - started
 
 
 def record(figures: Figures) -> dict[str, Any]:

@@ -72,9 +72,7 @@ async def slow_then_hung(
             await client.delete_streams()
     finally:
         await proxy.close()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     slowest = _slowest_insert(metrics.samples)
     figures.notes = {
         "slowest_insert_bucket_s": slowest,

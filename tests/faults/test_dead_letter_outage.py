@@ -60,9 +60,7 @@ async def test_poison_survives_a_dead_letter_outage_longer_than_its_deliveries(
         figures.rss_end_mb = service_rss(ingester)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = {"dead_letter_failed_naks": nakked}
     record(figures)
     assert nakked > MAX_DELIVER, "the DLQ outage did not outlast max_deliver"

@@ -64,9 +64,7 @@ async def duplicates(
         figures.rss_end_mb = service_rss(ingester)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = {
         "same_msg_id_republished": len(again.published),
         "new_msg_id_republished": renamed,

@@ -63,9 +63,7 @@ async def nats_restarts(
         reconnects = len(ingester.events("nats client error"))
         exit_ = await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = {
         "unconfirmed": len(book.unconfirmed),
         "client_error_lines": reconnects,

@@ -100,9 +100,7 @@ async def poison_mixed_in(
         figures.rss_end_mb = service_rss(ingester)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = {"codes": sorted({letter.code for letter in letters})}
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()

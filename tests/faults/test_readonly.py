@@ -93,9 +93,7 @@ async def readonly_for_a_while(
         figures.rss_end_mb = service_rss(ingester)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()
 

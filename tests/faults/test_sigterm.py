@@ -55,9 +55,7 @@ async def sigterm_during_flush(
         outcome = await drain_and_judge(client, book, within=60 if size == "short" else 600)
         await last.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = {"exit_seconds": exits}
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()

@@ -183,8 +183,6 @@ async def test_restarted_during_a_clickhouse_outage_loses_nothing(
         "short",
         faults={"down_s": "until restarted ingester waits"},
     )
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()

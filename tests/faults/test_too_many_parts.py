@@ -68,9 +68,7 @@ async def too_many_parts(
         figures.rss_end_mb = service_rss(ingester)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     failures = during.value("ponix_insert_failures_total", code="too_many_parts")
     figures.notes = {
         "recovery_s": round(recovered, 2),
