@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
 import pytest
@@ -47,6 +47,8 @@ from ponix_devstack import (
     NatsServer,
     docker_available,
 )
+
+ServerT = TypeVar("ServerT", NatsServer, ClickHouseServer)
 
 # --------------------------------------------------------------------------------------------
 # Where the servers come from
@@ -207,25 +209,24 @@ def clickhouse_server(clickhouse_target: ClickHouseTarget) -> Iterator[ClickHous
 @pytest.fixture
 def nats_server_factory(tmp_path: Path) -> Iterator[Callable[..., NatsServer]]:
     """``make(start=True, **NatsServer options)``: a NatsServer of the test's own, stopped after."""
-    servers: list[NatsServer] = []
-
-    def make(*, start: bool = True, **options: Any) -> NatsServer:
-        server = NatsServer(tmp_path / f"nats-{len(servers)}", **options)
-        servers.append(server)
-        return server.start() if start else server
-
-    yield make
-    for server in reversed(servers):
-        server.stop()
+    yield from _server_factory(NatsServer, tmp_path / "nats")
 
 
 @pytest.fixture
 def clickhouse_server_factory(tmp_path: Path) -> Iterator[Callable[..., ClickHouseServer]]:
     """``make(start=True, **ClickHouseServer options)``: a server of its own, stopped after."""
-    servers: list[ClickHouseServer] = []
+    yield from _server_factory(ClickHouseServer, tmp_path / "clickhouse")
 
-    def make(*, start: bool = True, **options: Any) -> ClickHouseServer:
-        server = ClickHouseServer(tmp_path / f"clickhouse-{len(servers)}", **options)
+
+def _server_factory(
+    server_type: Callable[..., ServerT], prefix: Path
+) -> Iterator[Callable[..., ServerT]]:
+    """Yield ``make(start=True, **options)``, each server in ``<prefix>-<n>``; stop them all,
+    newest first, once the fixture ends."""
+    servers: list[ServerT] = []
+
+    def make(*, start: bool = True, **options: Any) -> ServerT:
+        server = server_type(Path(f"{prefix}-{len(servers)}"), **options)
         servers.append(server)
         return server.start() if start else server
 

@@ -89,35 +89,26 @@ def record(figures: Figures) -> dict[str, Any]:
 
 
 def _commit() -> str:
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except OSError:
-        return ""
-    return proc.stdout.strip()
+    out = _git("rev-parse", "--short", "HEAD")
+    return "" if out is None else out.strip()
 
 
 def _dirty() -> bool:
     """Whether the product code (libs/, services/) differs from the commit: figures of a dirty
     tree belong to no commit."""
+    out = _git("status", "--porcelain", "--", "libs", "services")
+    return out is None or bool(out.strip())
+
+
+def _git(*args: str) -> str | None:
+    """``git args`` in the repository: its stdout, or None when git cannot run."""
     try:
         proc = subprocess.run(
-            ["git", "status", "--porcelain", "--", "libs", "services"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
         )
     except OSError:
-        return True
-    return bool(proc.stdout.strip())
+        return None
+    return proc.stdout
 
 
 def rss_mb(pid: int) -> float | None:
