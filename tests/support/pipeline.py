@@ -826,11 +826,17 @@ class PipelineClient:
         payload: bytes,
         *,
         msg_id: str | None = None,
-        organization_id: str = "acme",
+        organization_id: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Published:
-        """Publish any bytes on ``<prefix>.<organization_id>``; ``msg_id=None`` sends no
+        """Publish any bytes on ``<prefix>.<organization_id>`` (default: the envelope's own
+        organization, or ``acme`` for bytes that are no envelope); ``msg_id=None`` sends no
         ``Nats-Msg-Id`` (as seed-era producers did). Raises on a JetStream error."""
+        if organization_id is None:
+            try:
+                organization_id = pb.ProcessedEnvelope.FromString(payload).organization_id
+            except pb.DecodeError:
+                organization_id = "acme"
         subject = self.settings.subject_for(organization_id)
         sent = dict(headers or {})
         if msg_id is not None:

@@ -1,4 +1,5 @@
-"""BatchWriter on the real server: rows selectable on resolve, duplicates collapse, outages."""
+"""BatchWriter on the real server: rows selectable on resolve, duplicates collapse, store
+failures held and retried in place, rows the server rejects isolated."""
 
 from __future__ import annotations
 
@@ -11,20 +12,21 @@ from typing import Any
 import pytest
 
 from ponix_clickhouse import (
-    Backoff,
     BatchWriter,
-    InsertError,
+    Fault,
     make_client,
     migrate,
     read_table_layout,
 )
 from ponix_devstack import ClickHouseServer
+from ponix_runner import Backoff
+from tests.support.pipeline import eventually
 
 from .conftest import MakeSettings, Query
 
 pytestmark = pytest.mark.integration
 
-FAST_BACKOFF = Backoff(initial=0.05, multiplier=2.0, maximum=0.5, jitter=0.1)
+FAST_BACKOFF = Backoff(initial=0.05, maximum=0.5, jitter=0.1)
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
 MakeWriter = Callable[..., BatchWriter]
@@ -39,7 +41,19 @@ async def make_writer(make_settings: MakeSettings) -> AsyncIterator[MakeWriter]:
     def make(**overrides: Any) -> BatchWriter:
         values: dict[str, Any] = {"batch_max_latency": 30.0, "batch_max_rows": 100}
         values.update(overrides)
-        writer = BatchWriter(make_settings(**values), backoff=FAST_BACKOFF)
+        settings = make_settings(**values)
+        client = make_client(settings)
+        try:
+            layout = read_table_layout(client, settings.database, settings.table)
+        finally:
+            client.disconnect()
+        writer = BatchWriter(
+            settings,
+            server_version=layout.server_version,
+            layout=layout,
+            backoff=FAST_BACKOFF,
+            shutdown_timeout=0.5,
+        )
         writers.append(writer)
         return writer
 
@@ -130,23 +144,76 @@ async def test_datetimes_and_integer_timestamps_store_the_same_instant(
     assert rows == [("as-datetime", T0), ("as-int", T0)]
 
 
-async def test_a_bad_row_fails_only_its_own_add(
-    make_writer: MakeWriter, make_settings: MakeSettings, query: Query, clickhouse_db: str
+async def held(writer: BatchWriter) -> None:
+    async def holding() -> bool:
+        return writer.holding
+
+    await eventually(holding, within=15, what="the writer holds the batch")
+
+
+async def test_a_row_the_server_rejects_is_isolated_and_the_rest_stored(
+    make_writer: MakeWriter,
+    make_settings: MakeSettings,
+    query: Query,
+    clickhouse_db: str,
 ) -> None:
-    writer = make_writer(batch_max_rows=30)
+    """A check on the row itself (a MATERIALIZED throwIf, as a table may carry) rejects one
+    row of a batch: bisection stores the others and names that one."""
+    table = f"{clickhouse_db}.processed_envelopes"
+    query(
+        f"ALTER TABLE {table} ADD COLUMN guard UInt8 MATERIALIZED throwIf(organization_id = 'evil')"
+    )
     scale = scale_of(make_settings, clickhouse_db)
-    good = writer.add(envelope_rows(10, scale=scale), 10)
-    bad = writer.add([("bad", "o", "d", "not a time", T0, "{}")], 1)
-    also_good = writer.add(envelope_rows(19, scale=scale), 19)
-    await within(asyncio.gather(good, also_good))
-    with pytest.raises(InsertError) as failed:
-        await within(bad)
-    assert not failed.value.transient
-    assert failed.value.reason == "bad_row"
-    assert query(f"SELECT count() FROM {clickhouse_db}.processed_envelopes") == [(29,)]
+    writer = make_writer(batch_max_rows=100)
+    good = writer.add(envelope_rows(60, scale=scale), 60)
+    rows = envelope_rows(40, scale=scale)
+    rows[13] = envelope_rows(1, scale=scale, org="evil")[0]
+    mixed = writer.add(rows, 40)
+    assert await within(good) == ()
+    rejected = await within(mixed)
+    assert [r.index for r in rejected] == [13]
+    assert rejected[0].error.fault is Fault.MESSAGE
+    assert rejected[0].error.server_code == 395
+    assert query(f"SELECT count() FROM {table} WHERE organization_id = 'evil'") == [(0,)]
+    assert query(f"SELECT count() FROM {table}") == [(99,)]
+    assert not writer.holding
 
 
-async def test_inserts_fail_transient_while_clickhouse_is_down_then_recover(
+@pytest.mark.parametrize(
+    ("break_it", "mend_it"),
+    [
+        ("DETACH TABLE {table}", "ATTACH TABLE {table}"),
+        ("ALTER TABLE {table} DROP COLUMN data", "ALTER TABLE {table} ADD COLUMN data String"),
+    ],
+    ids=["detached", "column_dropped"],
+)
+async def test_a_table_that_refuses_inserts_holds_the_batch_until_it_is_back(
+    make_writer: MakeWriter,
+    make_settings: MakeSettings,
+    query: Query,
+    clickhouse_db: str,
+    break_it: str,
+    mend_it: str,
+) -> None:
+    """The server answers, the table refuses: the batch is held (never given back) and
+    stored once the table is back. Recovery is the held insert succeeding."""
+    table = f"{clickhouse_db}.processed_envelopes"
+    scale = scale_of(make_settings, clickhouse_db)
+    writer = make_writer(batch_max_rows=10)
+    query(break_it.format(table=table))
+    stored = writer.add(envelope_rows(10, scale=scale), 10)
+    await held(writer)
+    paused = asyncio.ensure_future(writer.ready())
+    await asyncio.sleep(0.3)  # several retries with the table refusing
+    assert not stored.done()
+    assert not paused.done()
+    query(mend_it.format(table=table))
+    assert await within(stored, 15) == ()
+    await within(paused)
+    assert query(f"SELECT count() FROM {table}") == [(10,)]
+
+
+async def test_a_crashed_server_holds_the_batch_until_it_is_back(
     make_writer: MakeWriter,
     make_settings: MakeSettings,
     query: Query,
@@ -158,23 +225,15 @@ async def test_inserts_fail_transient_while_clickhouse_is_down_then_recover(
     await within(writer.add(envelope_rows(10, scale=scale), 10))
 
     clickhouse_server.kill()  # a crash: no goodbye to open connections
-    with pytest.raises(InsertError) as failed:
-        await within(writer.add(envelope_rows(10, scale=scale), 10))
-    assert failed.value.transient
-    assert failed.value.reason in {"network", "timeout"}
-    assert failed.value.retry_after > 0
-    assert not writer.healthy
-    paused = asyncio.ensure_future(writer.ready())
-    await asyncio.sleep(0.3)  # several probe periods with the server down
-    assert not paused.done()
-
+    stored = writer.add(envelope_rows(10, scale=scale), 10)
+    await held(writer)
+    assert not stored.done()
     await asyncio.to_thread(clickhouse_server.start)
-    await within(paused)
-    await within(writer.add(envelope_rows(10, scale=scale), 10))
+    assert await within(stored, 20) == ()
     assert query(f"SELECT count() FROM {clickhouse_db}.processed_envelopes") == [(20,)]
 
 
-async def test_a_readonly_server_is_transient_until_writes_are_allowed_again(
+async def test_a_readonly_server_holds_the_batch_until_writes_are_allowed_again(
     make_writer: MakeWriter,
     make_settings: MakeSettings,
     query: Query,
@@ -183,22 +242,11 @@ async def test_a_readonly_server_is_transient_until_writes_are_allowed_again(
 ) -> None:
     scale = scale_of(make_settings, clickhouse_db)
     await asyncio.to_thread(clickhouse_server.set_readonly, readonly=True)
-    writer = make_writer(batch_max_rows=5)
-    with pytest.raises(InsertError) as failed:
-        await within(writer.add(envelope_rows(5, scale=scale), 5))
-    assert failed.value.transient
-    assert failed.value.reason == "readonly"
-    assert failed.value.server_code == 164
-
-    await asyncio.to_thread(clickhouse_server.set_readonly, readonly=False)
-    async with asyncio.timeout(15):
-        while True:  # each try waits out the writer's backoff first
-            await writer.ready()
-            try:
-                await writer.add(envelope_rows(5, scale=scale), 5)
-            except InsertError as exc:
-                if not exc.transient:
-                    raise
-                continue
-            break
+    try:
+        writer = make_writer(batch_max_rows=5)
+        stored = writer.add(envelope_rows(5, scale=scale), 5)
+        await held(writer)
+    finally:
+        await asyncio.to_thread(clickhouse_server.set_readonly, readonly=False)
+    assert await within(stored, 20) == ()
     assert query(f"SELECT count() FROM {clickhouse_db}.processed_envelopes") == [(5,)]

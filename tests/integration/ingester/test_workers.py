@@ -19,16 +19,19 @@ from clickhouse_driver import Client
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
-from ponix_clickhouse import BatchWriter, make_client, migrate, read_table_layout, server_version
-from ponix_config import ClickHouseSettings
-from ponix_ingester import (
+from ponix_clickhouse import (
     INVALID,
     TOO_LARGE,
-    EnvelopeProcessor,
+    BatchWriter,
     RowBuilder,
     TimeRange,
-    fallback_key,
+    make_client,
+    migrate,
+    read_table_layout,
+    server_version,
 )
+from ponix_config import ClickHouseSettings
+from ponix_ingester import EnvelopeProcessor
 from ponix_ingester.pipe import WorkerConfig
 from ponix_ingester.workers import WorkerError, WorkerPool
 from ponix_nats import ACK, Term
@@ -75,12 +78,13 @@ def worker_config(settings: ClickHouseSettings) -> WorkerConfig:
         probe.disconnect()
     return WorkerConfig(
         clickhouse=settings,
-        columns=layout.columns,
-        dedup_tokens=layout.dedup_tokens,
+        layout=layout,
         max_envelope_bytes=MAX_BYTES,
         time_range=TimeRange.for_column_type(
             layout.type_of("occurred_at"), layout.time_scale("occurred_at")
         ),
+        subjects=None,
+        shutdown_timeout=2.0,
     )
 
 
@@ -127,11 +131,7 @@ async def test_a_worker_stores_what_the_inline_processor_would(
     assert outcomes[4].code == TOO_LARGE
     config = worker_config(settings)
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=config.time_range)
-    expected = sorted(
-        row[0]
-        for msg in msgs
-        if isinstance(row := builder.build(msg.data, msg, fallback_key), tuple)
-    )
+    expected = sorted(row[0] for msg in msgs if isinstance(row := builder.build(msg), tuple))
     assert stored_ids(settings) == expected
     # The writer's metrics are counted in the worker and added to this process's (the worker
     # reports them before it answers), on top of what this process counted itself before.
@@ -149,7 +149,8 @@ async def test_same_batches_inline_and_in_a_worker_give_the_same_rows(
     in_worker = stored_ids(settings)
     config = worker_config(settings)
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=config.time_range)
-    writer = BatchWriter(settings, config.columns, dedup_tokens=config.dedup_tokens)
+    layout = config.layout
+    writer = BatchWriter(settings, layout.columns, server_version=layout.server_version)
     try:
         await EnvelopeProcessor(builder, writer).process(msgs)
     finally:

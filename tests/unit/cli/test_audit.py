@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ponix_cli import audit
-from ponix_ingester import RowBuilder, TimeRange
+from ponix_clickhouse import RowBuilder, TimeRange
 from ponix_proto import deterministic_envelope_id, pb
 
 STREAM = "PROCESSED_ENVELOPES"
@@ -30,6 +30,7 @@ class _Msg:
     data: bytes
     seq: int
     headers: dict[str, str] | None = field(default=None)
+    subject: str = "processed_envelopes.acme"
 
     @property
     def metadata(self) -> _Meta:

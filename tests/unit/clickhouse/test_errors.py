@@ -13,6 +13,7 @@ from ponix_clickhouse import (
     ClickHouseAuthError,
     ClickHouseError,
     ClickHouseUnavailableError,
+    Fault,
     InsertError,
     QueryError,
     insert_error,
@@ -31,28 +32,52 @@ STACKED = (
     [
         (252, "too_many_parts"),
         (164, "readonly"),
+        (242, "readonly"),
         (497, "access_denied"),
         (241, "memory_limit"),
         (210, "network"),
         (209, "timeout"),
         (159, "timeout"),
         (60, "unknown_table"),
+        (81, "unknown_database"),
+        (16, "schema_drift"),
+        (53, "schema_drift"),
         (516, "auth_failed"),
+        (279, "replicas"),
     ],
 )
-def test_server_errors_that_can_pass_are_transient(code: int, reason: str) -> None:
+def test_what_the_store_does_wrong_is_the_stores_fault(code: int, reason: str) -> None:
     error = insert_error(ServerException("DB::Exception: boom", code=code), retry_after=2.5)
-    assert error.transient
+    assert error.fault is Fault.STORE
     assert error.reason == reason
     assert error.server_code == code
     assert error.retry_after == 2.5
 
 
-@pytest.mark.parametrize("code", [53, 62, 27, 6, 16])
-def test_other_server_errors_are_permanent(code: int) -> None:
+@pytest.mark.parametrize("code", [62, 1234, 99999, 0])
+def test_a_code_nobody_listed_is_the_stores_fault(code: int) -> None:
+    """When in doubt, it is the store."""
     error = insert_error(ServerException("DB::Exception: no", code=code))
-    assert not error.transient
+    assert error.fault is Fault.STORE
     assert error.reason == f"server_error_{code}"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (6, "cannot_parse_text"),
+        (27, "cannot_parse_input"),
+        (41, "cannot_parse_datetime"),
+        (72, "cannot_parse_number"),
+        (117, "incorrect_data"),
+        (395, "throw_if"),
+        (469, "violated_constraint"),
+    ],
+)
+def test_what_a_row_alone_triggers_is_the_messages_fault(code: int, reason: str) -> None:
+    error = insert_error(ServerException("DB::Exception: Cannot parse input", code=code))
+    assert error.fault is Fault.MESSAGE
+    assert error.reason == reason
 
 
 @pytest.mark.parametrize(
@@ -63,40 +88,35 @@ def test_other_server_errors_are_permanent(code: int) -> None:
         (TimeoutError("timed out"), "timeout"),  # also socket.timeout
         (ConnectionResetError(104, "Connection reset by peer"), "network"),
         (EOFError("Unexpected EOF while reading bytes"), "network"),
-        (RuntimeError("something nobody expected"), "unexpected"),
+        (RuntimeError("something nobody expected"), "client_error"),
+        # Serialising a row failed: the rows are built to the table's layout, so the table moved.
+        (struct.error("required argument is not an integer"), "client_error"),
+        (TypeError("bad"), "client_error"),
+        (ValueError("Different rows length"), "client_error"),
+        (AttributeError("'str' object has no attribute 'tzinfo'"), "client_error"),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), "client_error"),
     ],
 )
-def test_driver_and_socket_failures_are_transient(exc: BaseException, reason: str) -> None:
+def test_whatever_the_driver_raises_is_the_stores_fault(exc: BaseException, reason: str) -> None:
     error = insert_error(exc)
-    assert error.transient
+    assert error.fault is Fault.STORE
     assert error.reason == reason
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        struct.error("required argument is not an integer"),
-        TypeError("bad"),
-        ValueError("Different rows length"),
-        AttributeError("'str' object has no attribute 'tzinfo'"),
-        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
-    ],
-)
-def test_rows_the_driver_cannot_encode_are_permanent(exc: BaseException) -> None:
-    error = insert_error(exc)
-    assert not error.transient
-    assert error.reason == "bad_row"
-
-
-def test_the_classification_table_only_lists_transient_codes() -> None:
-    assert all(transient for _, transient in INSERT_FAILURES.values())
-    assert {164, 252, 497, 241, 210}.issubset(INSERT_FAILURES)
+def test_the_classification_table_is_data_with_both_faults() -> None:
+    faults = {fault for _, fault in INSERT_FAILURES.values()}
+    assert faults == {Fault.MESSAGE, Fault.STORE}
+    assert {164, 252, 497, 241, 210, 60, 16}.issubset(
+        code for code, (_, fault) in INSERT_FAILURES.items() if fault is Fault.STORE
+    )
+    reasons = [reason for reason, _ in INSERT_FAILURES.values()]
+    assert all(reason.isidentifier() and reason.islower() for reason in reasons)
 
 
 def test_messages_are_one_line_with_a_stable_code() -> None:
     error = insert_error(ServerException(STACKED, code=81))
     assert str(error) == (
-        "clickhouse.insert_failed: unknown_database (transient): Database nope doesn't exist."
+        "clickhouse.insert_failed: unknown_database (store): Database nope doesn't exist."
     )
     assert "\n" not in str(error)
     assert isinstance(error, ClickHouseError)

@@ -21,8 +21,20 @@ import ponix_nats  # noqa: F401
 import ponix_runner  # noqa: F401
 import ponix_telemetry  # noqa: F401
 
-with atheris.instrument_imports(include=["ponix_ingester", "ponix_proto", "google.protobuf"]):
-    from ponix_ingester import Poison, RowBuilder, TimeRange
+with atheris.instrument_imports(include=["ponix_clickhouse", "ponix_proto", "google.protobuf"]):
+    from ponix_clickhouse import Poison, RowBuilder, TimeRange
+
+
+class Delivery:
+    """A fetched message with a Nats-Msg-Id (this script runs alone, outside the tests)."""
+
+    subject = "processed_envelopes.o"
+    headers = {"Nats-Msg-Id": "Nats-Msg-Id"}
+    metadata = None
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
 
 BUILDERS = (
     RowBuilder(max_bytes=4096, time_range=TimeRange.for_column_type("DateTime")),
@@ -30,13 +42,9 @@ BUILDERS = (
 )
 
 
-def key_of(_: object) -> str:
-    return "Nats-Msg-Id"
-
-
 def test_one_input(data: bytes) -> None:
     for builder in BUILDERS:
-        result = builder.build(data, None, key_of)
+        result = builder.build(Delivery(data))  # type: ignore[arg-type]
         if isinstance(result, Poison):
             continue
         json.loads(result[5])

@@ -1,11 +1,13 @@
 """The ack state machine, stateful: every message ends acked (row stored) or termed (DLQ copy
-stored first), exactly once, whatever ClickHouse and the DLQ stream do meanwhile.
+stored first), exactly once, and only poison is termed, whatever ClickHouse and the DLQ stream
+do meanwhile (down, too many parts, read-only, an unknown error) and however often the ingester
+shuts down while ClickHouse refuses its rows.
 
-The real ``BatchConsumer`` (outcome application), ``EnvelopeProcessor``, ``RowBuilder`` and
-``BatchWriter`` run on one event loop; only the edges are in memory: a JetStream that redelivers
-nakked messages after their delay and gives up after ``max_deliver`` (as nats-server does), a
-ClickHouse client whose INSERT fails while the rule says "down", and a DLQ publisher that fails
-while the rule says "down".
+The real ``decide`` + ``settle`` (the consumer's outcome path), ``EnvelopeProcessor``,
+``RowBuilder`` and ``BatchWriter`` run on one event loop; only the edges are in memory: a
+JetStream that redelivers nakked messages after their delay and gives up after ``max_deliver``
+(as nats-server does), a ClickHouse client whose INSERT fails as the rule says, and a DLQ
+publisher that fails while the rule says "down".
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ponix_clickhouse import Backoff, BatchWriter
+from ponix_clickhouse import BatchWriter, RowBuilder, TimeRange
 from ponix_config import ClickHouseSettings, NatsSettings
-from ponix_ingester import EnvelopeProcessor, RowBuilder, TimeRange
-from ponix_nats import BatchConsumer, PublishError, consumer_config
-from ponix_nats.consumer import _Batch
+from ponix_ingester import EnvelopeProcessor
+from ponix_nats import PublishError, SettlePolicy, consumer_config, decide, settle
 from ponix_proto import new_envelope_id, pb
+from ponix_runner import Backoff
 
 MAX_DELIVER = 4
 NATS = NatsSettings(max_deliver=MAX_DELIVER, nak_delay_initial=0.5, nak_delay_max=4.0)
@@ -42,7 +44,15 @@ NATS = NatsSettings(max_deliver=MAX_DELIVER, nak_delay_initial=0.5, nak_delay_ma
 # consumer after that many deliveries; -1 never does).
 SERVER_MAX_DELIVER = int(consumer_config(NATS).max_deliver or -1)
 CLICKHOUSE = ClickHouseSettings(batch_max_latency=0.001, batch_max_rows=50, max_in_flight_rows=200)
-FAST_BACKOFF = Backoff(initial=0.002, multiplier=2.0, maximum=0.01, jitter=0.0)
+FAST_BACKOFF = Backoff(initial=0.002, maximum=0.01)
+POLICY = SettlePolicy.from_settings(NATS)
+# What each ClickHouse state raises on INSERT; "up" stores.
+FAILURES: dict[str, Exception] = {
+    "down": NetworkError("Connection refused (fake)"),
+    "too_many_parts": ServerException("Too many parts (300). Merges are slower", 252),
+    "readonly": ServerException("Cannot execute query in readonly mode", 164),
+    "unknown": ServerException("Something nobody has seen yet", 1234),
+}
 POISON_PAYLOADS = (b"\xff\xfe garbage", b"\n\x00", b"")
 
 
@@ -57,6 +67,8 @@ class Stored:
     available_at: float = 0.0
     final: str | None = None  # "acked" | "termed" | "abandoned" (max_deliver, never resolved)
     resolutions: list[str] = field(default_factory=list)
+    in_flight: bool = False
+    crashed: int = 0  # deliveries during which the processor crashed
 
 
 class World:
@@ -69,6 +81,7 @@ class World:
         self.dlq: dict[int, str] = {}
         self.clickhouse = "up"  # "up" | "down" | "too_many_parts"
         self.dlq_up = True
+        self.crashing = False
         self.lock = threading.Lock()
 
     def resolve(self, seq: int, delivery: int, how: str) -> None:
@@ -163,13 +176,9 @@ class FakeClickHouse:
         self._world = world
 
     def execute(self, query: str, params: Any = None, **_: Any) -> Any:
-        state = self._world.clickhouse
-        if state == "down":
-            raise NetworkError("Connection refused (fake)")
-        if query == "SELECT 1":
-            return [(1,)]
-        if state == "too_many_parts":
-            raise ServerException("Too many parts (300). Merges are processing slower", 252)
+        failure = FAILURES.get(self._world.clickhouse)
+        if failure is not None:
+            raise failure
         with self._world.lock:
             for row in params:
                 self._world.rows[row[0]] = self._world.rows.get(row[0], 0) + 1
@@ -179,6 +188,20 @@ class FakeClickHouse:
         return None
 
 
+class CrashingProcessor:
+    """The processor, crashing while the world says so: a failure counted against
+    max_deliver (the message's own, as far as anyone can tell)."""
+
+    def __init__(self, world: World, inner: EnvelopeProcessor) -> None:
+        self._world = world
+        self._inner = inner
+
+    async def process(self, msgs: Sequence[Any]) -> Any:
+        if self._world.crashing:
+            raise RuntimeError("processor bug (fake)")
+        return await self._inner.process(msgs)
+
+
 class AckMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -186,20 +209,23 @@ class AckMachine(RuleBasedStateMachine):
         self.world = World()
         self.ids: dict[int, str] = {}
         self.deliveries: dict[str, FakeMsg] = {}
-        self.writer = BatchWriter(
-            CLICKHOUSE,
-            dedup_tokens=False,
-            backoff=FAST_BACKOFF,
-            client_factory=lambda: FakeClickHouse(self.world),
-        )
+        self.batches: set[asyncio.Task[None]] = set()
+        self.writer = self._start_writer()
+
+    def _start_writer(self) -> BatchWriter:
+        async def make() -> BatchWriter:
+            return BatchWriter(
+                CLICKHOUSE,
+                server_version=(18, 16),
+                backoff=FAST_BACKOFF,
+                shutdown_timeout=0.05,
+                client_factory=lambda: FakeClickHouse(self.world),
+            )
+
+        writer = self.loop.run_until_complete(make())
         builder = RowBuilder(max_bytes=4096, time_range=TimeRange.for_column_type("DateTime"))
-        self.consumer = BatchConsumer(
-            FakeNats(self.world, self.deliveries),  # type: ignore[arg-type]
-            NATS,
-            EnvelopeProcessor(builder, self.writer),
-            dead_letters=FakeDeadLetters(self.world),  # type: ignore[arg-type]
-            js=object(),  # type: ignore[arg-type]
-        )
+        self.processor = CrashingProcessor(self.world, EnvelopeProcessor(builder, writer))
+        return writer
 
     @initialize()
     def counted(self) -> None:
@@ -227,24 +253,40 @@ class AckMachine(RuleBasedStateMachine):
     def deliver(self, size: int) -> None:
         self._deliver(self._available()[:size])
 
-    @rule(state=st.sampled_from(["up", "down", "too_many_parts"]))
+    @rule(state=st.sampled_from(["up", "down", "too_many_parts", "readonly", "unknown"]))
     def clickhouse(self, state: str) -> None:
         self.world.clickhouse = state
+        self._run(0.003)
 
     @rule(up=st.booleans())
     def dlq(self, up: bool) -> None:
         self.world.dlq_up = up
 
+    @rule(crashing=st.booleans())
+    def processor_crashes(self, crashing: bool) -> None:
+        self.world.crashing = crashing
+
     @rule(seconds=st.sampled_from([0.5, 2.0, 10.0]))
     def wait(self, seconds: float) -> None:
         self.world.clock += seconds
-        # Let the writer's probe notice a healed ClickHouse (it polls on loop time).
-        self.loop.run_until_complete(asyncio.sleep(0.003))
+        self._run(0.003)  # held batches retry on loop time
+
+    @rule()
+    def restart(self) -> None:
+        """SIGTERM while batches may be held: they are given back, then a new ingester."""
+
+        async def stop() -> None:
+            self.writer.shut_down()
+
+        self.loop.run_until_complete(stop())
+        self._settle_all()
+        self.loop.run_until_complete(self.writer.close())
+        self.writer = self._start_writer()
 
     # -- invariants ---------------------------------------------------------------------------
 
     @invariant()
-    def acked_rows_are_stored_and_poison_never_is(self) -> None:
+    def acked_rows_are_stored_and_only_poison_or_crashes_are_termed(self) -> None:
         for msg in self.world.messages.values():
             envelope_id = self.ids[msg.seq]
             if msg.final == "acked":
@@ -252,10 +294,9 @@ class AckMachine(RuleBasedStateMachine):
                 assert self.world.rows.get(envelope_id, 0) >= 1, f"m{msg.seq} acked, not stored"
             if msg.poison:
                 assert envelope_id not in self.world.rows
-
-    @invariant()
-    def nothing_is_in_flight_between_steps(self) -> None:
-        assert self.consumer.in_flight == 0
+            elif msg.final == "termed":
+                # A valid envelope reaches the DLQ only through processor crashes.
+                assert msg.crashed >= 1, f"valid m{msg.seq} termed: {msg.resolutions}"
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -276,13 +317,15 @@ class AckMachine(RuleBasedStateMachine):
     def _heal_and_drain(self) -> None:
         self.world.clickhouse = "up"
         self.world.dlq_up = True
+        self.world.crashing = False
+        self._settle_all()
         for _ in range(4 * MAX_DELIVER):
             self.world.clock += 3600.0
-            self.loop.run_until_complete(asyncio.wait_for(self.writer.ready(), 5.0))
             available = self._available()
             if not available:
                 return
             self._deliver(available)
+            self._settle_all()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -290,22 +333,50 @@ class AckMachine(RuleBasedStateMachine):
         return [
             m
             for m in self.world.messages.values()
-            if m.final is None and m.available_at <= self.world.clock
+            if m.final is None and m.available_at <= self.world.clock and not m.in_flight
         ]
+
+    def _run(self, seconds: float) -> None:
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def _settle_all(self) -> None:
+        async def all_settled() -> None:
+            while self.batches:
+                await asyncio.wait(set(self.batches))
+
+        self.loop.run_until_complete(asyncio.wait_for(all_settled(), 10.0))
 
     def _deliver(self, batch: list[Stored]) -> None:
         msgs = []
         for stored in batch:
             stored.delivered += 1
-            # Until resolved, a delivery comes back after ack_wait at the latest.
+            stored.in_flight = True
+            # Until resolved, a delivery comes back after ack_wait at the latest (the consumer
+            # keeps a held one alive with in_progress).
             stored.available_at = self.world.clock + NATS.ack_wait
+            if self.world.crashing:
+                stored.crashed += 1
             msg = FakeMsg(self.world, stored, self.ids[stored.seq])
             self.deliveries[msg.reply] = msg
             msgs.append(msg)
-        self.consumer._in_flight += len(msgs)
-        self.loop.run_until_complete(self.consumer._handle(_Batch(msgs, 0.0)))  # type: ignore[arg-type]
-        for msg in msgs:
-            assert msg.is_acked, f"m{msg.seq} delivery {msg.delivery} left unresolved"
+
+        async def handle() -> None:
+            result = await decide(self.processor, msgs)  # type: ignore[arg-type]
+            await settle(
+                msgs,
+                result,
+                POLICY,
+                FakeDeadLetters(self.world),
+                FakeNats(self.world, self.deliveries),
+            )  # type: ignore[arg-type]
+            for msg in msgs:
+                assert msg.is_acked, f"m{msg.seq} delivery {msg.delivery} left unresolved"
+                self.world.messages[msg.seq].in_flight = False
+
+        task = self.loop.create_task(handle())
+        self.batches.add(task)
+        task.add_done_callback(self.batches.discard)
+        self._run(0.003)
 
 
 def test_every_message_ends_acked_or_termed_exactly_once(examples: Any) -> None:
@@ -321,8 +392,6 @@ def test_every_message_ends_acked_or_termed_exactly_once(examples: Any) -> None:
                 # Deterministic: the same sequences on every machine, so a red run is never luck.
                 derandomize=True,
                 database=None,
-                # No shrinking: it costs most of the run when a sequence fails, and the
-                # minimal case of the known failure is spelled out in the test below.
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             ),
@@ -331,29 +400,56 @@ def test_every_message_ends_acked_or_termed_exactly_once(examples: Any) -> None:
         examples.hit(AckMachine.runs)
 
 
-@pytest.mark.parametrize("dlq_up", [True, False])
-def test_a_valid_message_at_max_deliver_is_dead_lettered_not_dropped(dlq_up: bool) -> None:
-    """The scenario the state machine found, spelled out: ClickHouse is down for every allowed
-    delivery, so the last one dead-letters the row. When the DLQ copy fails at that moment the
-    consumer naks, and the message must come back (the server has no delivery limit of its
-    own) until its copy lands."""
+@pytest.mark.parametrize("state", ["down", "readonly", "unknown"])
+def test_a_store_failure_never_costs_a_delivery(state: str) -> None:
+    """Whatever ClickHouse does wrong, a valid envelope is held and retried in place: it is
+    delivered once, and stored once ClickHouse takes it, however long that takes."""
     machine = AckMachine()
     try:
         machine.publish(poison=False, which=b"")
-        machine.clickhouse("down")
+        machine.clickhouse(state)
+        machine.deliver(1)
+        for _ in range(20):
+            machine.wait(10.0)
+        stored = machine.world.messages[1]
+        assert stored.final is None, f"ended {stored.final}: {stored.resolutions}"
+        assert machine.writer.holding
+        machine.clickhouse("up")
+        machine._settle_all()
+        assert stored.final == "acked"
+        assert stored.delivered == 1
+    finally:
+        machine.loop.run_until_complete(machine.writer.close())
+        machine.loop.close()
+
+
+@pytest.mark.parametrize("dlq_up", [True, False])
+def test_a_message_that_crashes_the_processor_is_dead_lettered_at_max_deliver(
+    dlq_up: bool,
+) -> None:
+    """A processor crash is counted: the last allowed delivery dead-letters the message. When
+    the DLQ copy fails at that moment the consumer naks, and the message must come back (the
+    server has no delivery limit of its own) until its copy lands."""
+    machine = AckMachine()
+    try:
+        machine.publish(poison=False, which=b"")
+        machine.processor_crashes(crashing=True)
         machine.dlq(dlq_up)
         for _ in range(MAX_DELIVER):
             machine.wait(3600.0)
             machine.deliver(1)
+            machine._settle_all()
         stored = machine.world.messages[1]
         if not dlq_up:
             assert stored.final is None, f"ended {stored.final}: {stored.resolutions}"
             machine.wait(3600.0)
             assert machine._available() == [stored], "the message is no longer delivered"
             machine.deliver(1)  # past max_deliver: the copy fails again, nakked again
+            machine._settle_all()
             machine.dlq(up=True)
             machine.wait(3600.0)
             machine.deliver(1)
+            machine._settle_all()
         assert stored.final == "termed", f"ended {stored.final}: {stored.resolutions}"
         assert 1 in machine.world.dlq
     finally:

@@ -12,26 +12,28 @@ import asyncio
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ponix_clickhouse import InsertError
-from ponix_ingester import (
+from ponix_clickhouse import (
     DECODE_FAILED,
     INVALID,
     TIMESTAMP_OUT_OF_RANGE,
     TOO_LARGE,
-    EnvelopeProcessor,
+    Fault,
+    InsertError,
     Poison,
+    Rejected,
     RowBuilder,
     TimeRange,
 )
+from ponix_ingester import EnvelopeProcessor
 from ponix_nats import Ack, Nak, Term
 from ponix_proto import new_envelope_id, pb
+from tests.support.deliveries import FakeDelivery
 
 KNOWN_CODES = frozenset({DECODE_FAILED, INVALID, TIMESTAMP_OUT_OF_RANGE, TOO_LARGE})
 MAX_BYTES = 4096
@@ -169,21 +171,28 @@ payloads = st.one_of(
 # -- the decoder --------------------------------------------------------------------------------
 
 
-class KeySource:
-    """Stands for the fetched message; counts how often the builder asked for its key."""
+class KeySource(FakeDelivery):
+    """Stands for the fetched message; counts how often the builder read its headers (only
+    an envelope without an id needs its Nats-Msg-Id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, payload: bytes) -> None:
+        super().__init__(payload)
         self.asked = 0
 
-    def key(self) -> str:
+    @property  # type: ignore[override]
+    def headers(self) -> dict[str, str]:
         self.asked += 1
-        return "Nats-Msg-Id-of-this-message"
+        return {"Nats-Msg-Id": "Nats-Msg-Id-of-this-message"}
+
+    @headers.setter
+    def headers(self, _: object) -> None:
+        pass
 
 
 def build(payload: bytes, time_range: TimeRange) -> tuple[object, KeySource]:
-    source = KeySource()
+    source = KeySource(payload)
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=time_range)
-    return builder.build(payload, source, KeySource.key), source
+    return builder.build(source), source
 
 
 def check_row_or_poison(payload: bytes, time_range: TimeRange) -> object:
@@ -259,63 +268,54 @@ def test_an_id_less_envelope_before_1970_does_not_raise_on_datetime64() -> None:
 # -- the processor ------------------------------------------------------------------------------
 
 
-@dataclass
-class Meta:
-    @dataclass
-    class Seq:
-        stream: int
-
-    sequence: Seq
-    stream: str = "PROCESSED_ENVELOPES"
-    num_delivered: int = 1
-
-
-@dataclass
-class Delivery:
-    data: bytes
-    headers: dict[str, str] | None
-    metadata: Meta
-
-
 class FakeWriter:
-    """The BatchWriter seen from the processor: ``add`` resolves, or fails as told."""
+    """The BatchWriter seen from the processor: ``add`` stores, rejects every ``reject``-th
+    row for its content, or fails as at shutdown (``failure``)."""
 
-    def __init__(self, failure: InsertError | None) -> None:
+    def __init__(self, failure: InsertError | None, reject: int) -> None:
         self.failure = failure
+        self.reject = reject
         self.added: list[tuple[Any, ...]] = []
 
     async def ready(self) -> None:
         return None
 
-    def add(self, rows: Sequence[tuple[Any, ...]], nbytes: int) -> asyncio.Future[None]:
+    def add(
+        self, rows: Sequence[tuple[Any, ...]], nbytes: int
+    ) -> asyncio.Future[tuple[Rejected, ...]]:
         assert nbytes >= 0
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.failure is None:
-            self.added.extend(rows)
-            future.set_result(None)
-        else:
+        future: asyncio.Future[tuple[Rejected, ...]] = asyncio.get_running_loop().create_future()
+        if self.failure is not None:
             future.set_exception(self.failure)
+            return future
+        self.added.extend(rows)
+        future.set_result(
+            tuple(
+                Rejected(i, InsertError("cannot_parse_text", "bad", fault=Fault.MESSAGE))
+                for i in range(len(rows))
+                if self.reject and i % self.reject == 0
+            )
+        )
         return future
 
 
 failures = st.one_of(
     st.none(),
     st.builds(
-        lambda reason, transient: InsertError(reason, "fake", transient=transient, retry_after=2),
-        st.sampled_from(["network", "timeout", "too_many_parts", "readonly", "bad_row"]),
-        st.booleans(),
+        lambda reason: InsertError(reason, "fake", fault=Fault.STORE, retry_after=2),
+        st.sampled_from(["held_at_shutdown", "network", "timeout"]),
     ),
 )
 
 
 @st.composite
-def batches(draw: st.DrawFn) -> list[Delivery]:
+def batches(draw: st.DrawFn) -> list[FakeDelivery]:
     out = []
     for seq in range(1, draw(st.integers(1, 12)) + 1):
         headers = draw(
             st.one_of(st.none(), st.just({}), st.builds(lambda: {"Nats-Msg-Id": new_envelope_id()}))
         )
-        out.append(Delivery(draw(payloads), headers, Meta(Meta.Seq(seq))))
+        out.append(FakeDelivery(draw(payloads), headers, sequence=seq))
     return out
 
 
@@ -333,32 +333,31 @@ def test_the_processor_gives_one_outcome_per_message_and_never_raises(
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=time_range)
 
     @settings(FUZZ, max_examples=examples.plan(120))
-    @given(msgs=batches(), failure=failures)
-    def check(msgs: list[Delivery], failure: InsertError | None) -> None:
+    @given(msgs=batches(), failure=failures, reject=st.sampled_from([0, 1, 3]))
+    def check(msgs: list[FakeDelivery], failure: InsertError | None, reject: int) -> None:
         examples.hit()
-        writer = FakeWriter(failure)
+        writer = FakeWriter(failure, reject)
         processor = EnvelopeProcessor(builder, writer)  # type: ignore[arg-type]
         result = loop.run_until_complete(processor.process(msgs))
         outcomes = list(result.outcomes)
         assert len(outcomes) == len(msgs)
         stored = 0
         for msg, outcome in zip(msgs, outcomes, strict=True):
-            built = builder.build(msg.data, msg, _key)
+            built = builder.build(msg)
             if isinstance(built, Poison):
                 assert outcome == Term(built.code, built.reason)
-            elif failure is None:
-                assert isinstance(outcome, Ack)
-                assert writer.added[stored] == built
-                stored += 1
-            else:
+            elif failure is not None:
+                # Given back at shutdown: a delay, and never counted against max_deliver.
                 assert isinstance(outcome, Nak)
                 assert outcome.delay == failure.retry_after
+                assert not outcome.counted
+            else:
+                assert writer.added[stored] == built
+                if reject and stored % reject == 0:
+                    assert outcome == Term("clickhouse.row_rejected", "cannot_parse_text: bad")
+                else:
+                    assert isinstance(outcome, Ack)
+                stored += 1
         assert stored == len(writer.added)
 
     check()
-
-
-def _key(msg: Delivery) -> str:
-    if msg.headers and msg.headers.get("Nats-Msg-Id"):
-        return msg.headers["Nats-Msg-Id"]
-    return f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"

@@ -4,8 +4,7 @@
   ``json.dumps(pb.struct_to_dict(data), ensure_ascii=False, allow_nan=False,
   separators=(",", ":"))``, so switching never changes a stored row.
 * ``stream_sequence_key`` (the worker's key for an id-less envelope, from the reply subject)
-  names a message exactly as ``fallback_key`` does from nats-py's ``Msg.metadata``.
-* ``BatchOutcome.result`` gives the consumer one outcome per message, as the processor did.
+  names a message exactly as ``delivery_key`` does from nats-py's ``Msg.metadata``.
 """
 
 from __future__ import annotations
@@ -19,11 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
-from ponix_ingester import fallback_key
+from ponix_clickhouse import delivery_key, struct_json
 from ponix_ingester.pipe import stream_sequence_key
-from ponix_ingester.processor import BatchOutcome
-from ponix_ingester.rows import struct_json
-from ponix_nats import ACK, Nak, ProcessingResult, Term
 from ponix_proto import pb
 
 leaves = st.one_of(
@@ -83,32 +79,12 @@ def test_struct_json_rejects_numbers_json_cannot_hold(number: float) -> None:
     ],
     ids=["v1", "v2", "v2-with-token"],
 )
-def test_stream_sequence_key_names_a_message_as_fallback_key_does(reply: str) -> None:
+def test_stream_sequence_key_names_a_message_as_delivery_key_does(reply: str) -> None:
     msg = Msg(None, subject="processed_envelopes.acme", reply=reply, data=b"", headers=None)  # type: ignore[arg-type]
-    assert stream_sequence_key(reply) == fallback_key(msg)
+    assert stream_sequence_key(reply) == delivery_key(msg)
 
 
 @pytest.mark.parametrize("reply", ["", "_INBOX.abc", "$JS.ACK.too.short"])
 def test_stream_sequence_key_refuses_what_is_not_an_ack_subject(reply: str) -> None:
     with pytest.raises(ValueError, match="ack subject"):
         stream_sequence_key(reply)
-
-
-def test_a_clean_batch_outcome_is_one_ack_for_all() -> None:
-    result = BatchOutcome(3).result()
-    assert list(result.outcomes) == [ACK, ACK, ACK]
-    assert type(result.outcomes) is type(ProcessingResult.ack_all(3).outcomes)  # no list of N
-
-
-def test_a_batch_outcome_terms_its_poison_and_naks_the_rest_when_the_insert_failed() -> None:
-    outcome = BatchOutcome(
-        4,
-        poison=((1, "envelope.invalid", "end_device_id is empty"),),
-        failure=("clickhouse.insert_failed", "network: refused", 2.0),
-    )
-    assert list(outcome.result().outcomes) == [
-        Nak("clickhouse.insert_failed", "network: refused", 2.0),
-        Term("envelope.invalid", "end_device_id is empty"),
-        Nak("clickhouse.insert_failed", "network: refused", 2.0),
-        Nak("clickhouse.insert_failed", "network: refused", 2.0),
-    ]

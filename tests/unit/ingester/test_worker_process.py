@@ -13,9 +13,8 @@ import subprocess
 
 import pytest
 
-from ponix_clickhouse import ENVELOPE_COLUMNS
+from ponix_clickhouse import TimeRange, envelope_layout
 from ponix_config import ClickHouseSettings
-from ponix_ingester import TimeRange
 from ponix_ingester.pipe import WorkerConfig
 from ponix_ingester.workers import WORKER_COMMAND, WorkerPool
 from ponix_runner import Deadline
@@ -24,10 +23,11 @@ from ponix_runner import Deadline
 def config() -> WorkerConfig:
     return WorkerConfig(
         clickhouse=ClickHouseSettings(url="clickhouse://127.0.0.1:9"),
-        columns=tuple(ENVELOPE_COLUMNS),
-        dedup_tokens=False,
+        layout=envelope_layout((18, 16)),
         max_envelope_bytes=4096,
         time_range=TimeRange.for_column_type("DateTime64(3)", 1000),
+        subjects=None,
+        shutdown_timeout=2.0,
     )
 
 

@@ -1,5 +1,6 @@
-"""How BatchConsumer applies a ProcessingResult, with an in-memory fake of the messages, the
-connection and the dead-letter publisher (the real-server behaviour is in tests/integration)."""
+"""How a ProcessingResult is settled (``decide`` + ``settle``, the consumer's outcome path), with
+an in-memory fake of the messages, the connection and the dead-letter publisher (the
+real-server behaviour is in tests/integration)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from typing import Any
 import pytest
 
 from ponix_config import NatsSettings
-from ponix_nats import ACK, BatchConsumer, Nak, ProcessingResult, PublishError, Term
-from ponix_nats.consumer import _Batch
+from ponix_nats import (
+    ACK,
+    Nak,
+    ProcessingResult,
+    PublishError,
+    SettlePolicy,
+    Term,
+    decide,
+    settle,
+)
 
 Log = list[tuple[str, ...]]
 
@@ -90,18 +99,16 @@ class FakeDeadLetters:
 SETTINGS = NatsSettings(max_deliver=3, nak_delay_initial=0.5, nak_delay_max=4.0)
 
 
-def make(
+POLICY = SettlePolicy.from_settings(SETTINGS)
+
+
+async def apply(
     log: Log,
-    processor: Any = None,
+    batch: list[FakeMsg],
+    result: ProcessingResult,
     fail: set[bytes] = frozenset(),  # type: ignore[assignment]
-) -> BatchConsumer:
-    return BatchConsumer(
-        FakeClient(log),  # type: ignore[arg-type]
-        SETTINGS,
-        processor,
-        dead_letters=FakeDeadLetters(log, fail),  # type: ignore[arg-type]
-        js=object(),  # type: ignore[arg-type]
-    )
+) -> None:
+    await settle(batch, result, POLICY, FakeDeadLetters(log, fail), FakeClient(log))  # type: ignore[arg-type]
 
 
 def msgs(log: Log, *deliveries: int) -> list[FakeMsg]:
@@ -111,7 +118,7 @@ def msgs(log: Log, *deliveries: int) -> list[FakeMsg]:
 async def test_ack_all_acks_each_message_once_in_order() -> None:
     log: Log = []
     batch = msgs(log, 1, 1, 1)
-    await make(log)._apply(batch, ProcessingResult.ack_all(3))  # type: ignore[arg-type]
+    await apply(log, batch, ProcessingResult.ack_all(3))
     assert log == [("ack", "m1"), ("ack", "m2"), ("ack", "m3")]
 
 
@@ -126,7 +133,7 @@ async def test_each_outcome_goes_to_its_own_message() -> None:
             Term("envelope.undecodable", "truncated"),
         ]
     )
-    await make(log)._apply(batch, result)  # type: ignore[arg-type]
+    await apply(log, batch, result)
     assert log[:2] == [("ack", "m1"), ("nak", "m3", "0.25")]
     # Each DLQ copy strictly before its term, and the term carries the reason.
     for seq, code, reason in (
@@ -142,27 +149,28 @@ async def test_each_outcome_goes_to_its_own_message() -> None:
 async def test_nak_without_delay_backs_off_by_delivery_count() -> None:
     log: Log = []
     batch = msgs(log, 1, 2)
-    await make(log)._apply(batch, ProcessingResult.nak_all(2, "ch.down", "refused"))  # type: ignore[arg-type]
+    await apply(log, batch, ProcessingResult.nak_all(2, "ch.down", "refused"))
     assert log == [("nak", "m1", "0.5"), ("nak", "m2", "1")]
+
+
+async def test_an_uncounted_nak_is_never_dead_lettered() -> None:
+    """The store's failure (rows given back at shutdown) never spends the delivery budget."""
+    log: Log = []
+    batch = msgs(log, 3, 30)
+    result = ProcessingResult.nak_all(2, "clickhouse.held_at_shutdown", "x", 2.0, counted=False)
+    await apply(log, batch, result)
+    assert log == [("nak", "m1", "2"), ("nak", "m2", "2")]
 
 
 async def test_failed_dlq_copy_naks_instead_of_terming() -> None:
     log: Log = []
     batch = msgs(log, 2)
-    await make(log, fail={b"m1"})._apply(batch, ProcessingResult([Term("x", "bad")]))  # type: ignore[arg-type]
+    await apply(log, batch, ProcessingResult([Term("x", "bad")]), fail={b"m1"})
     assert log == [("nak", "m1", "1")]
 
 
-@pytest.mark.parametrize(
-    ("process", "code"),
-    [
-        ("raise", "processor.failed"),
-        ("short", "processor.bad_result"),
-    ],
-)
-async def test_a_broken_processor_naks_the_whole_batch_with_backoff(
-    process: str, code: str
-) -> None:
+@pytest.mark.parametrize("process", ["raise", "short"])
+async def test_a_broken_processor_naks_the_whole_batch_with_backoff(process: str) -> None:
     log: Log = []
 
     class Broken:
@@ -171,9 +179,8 @@ async def test_a_broken_processor_naks_the_whole_batch_with_backoff(
                 raise ValueError("boom")
             return ProcessingResult.ack_all(len(batch) - 1)
 
-    consumer = make(log, Broken())
     batch = msgs(log, 1, 1)
-    consumer._in_flight = 2
-    await consumer._handle(_Batch(batch, 0.0))  # type: ignore[arg-type]
+    result = await decide(Broken(), batch)  # type: ignore[arg-type]
+    assert {outcome.code for outcome in result.outcomes} == {"processor.failed"}  # type: ignore[union-attr]
+    await apply(log, batch, result)
     assert log == [("nak", "m1", "0.5"), ("nak", "m2", "0.5")]
-    assert consumer.in_flight == 0

@@ -13,6 +13,7 @@ from ponix_proto import pb
 def test_public_api_is_pinned() -> None:
     assert ponix_proto.__all__ == (
         "ENVELOPE_ID_NAMESPACE",
+        "MSG_ID_HEADER",
         "ProcessedEnvelope",
         "Struct",
         "deterministic_envelope_id",

@@ -11,6 +11,7 @@ import ponix_runner
 
 PUBLIC = (
     "AlreadyStartedError",
+    "Backoff",
     "CloserFn",
     "CloserOutcome",
     "CloserStatus",
@@ -23,6 +24,7 @@ PUBLIC = (
     "Runner",
     "RunnerError",
     "ShutdownReason",
+    "ShutdownSignal",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",

@@ -27,6 +27,7 @@ from ponix_clickhouse import (
 from ponix_config import ClickHouseSettings, ConfigError, NatsSettings, load_settings
 from ponix_devstack import free_port
 from ponix_nats import NatsError, connect
+from tests.support.pipeline import eventually
 
 CH_PASSWORD = "SECRET-ch-pw!#1"
 CH_PASSWORD_ENCODED = "SECRET-ch-pw%21%231"
@@ -141,13 +142,19 @@ async def test_clickhouse_connection_failures_never_show_the_password(
     with pytest.raises(ClickHouseError) as migrated:
         await asyncio.to_thread(migrate, settings)
     assert_no_secret(str(migrated.value), "the migration error")
-    writer = BatchWriter(settings, dedup_tokens=False)
+    writer = BatchWriter(settings, server_version=(18, 16), shutdown_timeout=0.1)
     try:
-        with pytest.raises(InsertError) as inserted:
-            await writer.add([("id", "o", "d", 0, 0, "{}")], 10)
-        assert_no_secret(str(inserted.value), "the insert error")
+        held = writer.add([("id", "o", "d", 0, 0, "{}")], 10)
+
+        async def holding() -> bool:
+            return writer.holding
+
+        await eventually(holding, within=10, what="the writer holds the batch")
     finally:
         await writer.close()
+    with pytest.raises(InsertError) as inserted:
+        await held
+    assert_no_secret(str(inserted.value), "the insert error")
     assert_no_secret(caplog.text, "the log records")
 
 

@@ -6,8 +6,8 @@ and never holds a password. Server errors keep the server's numeric code in ``se
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Final
 
 from clickhouse_driver import errors as driver_errors
@@ -61,12 +61,24 @@ class QueryError(ClickHouseError):
         self.reason = reason
 
 
+class Fault(StrEnum):
+    """Whose fault a failed INSERT is (docs/architecture.md, "Failure classes")."""
+
+    MESSAGE = "message"
+    """A row's own content: ClickHouse rejects it alone (parse, type, value). Such rows are
+    isolated from their batch and dead-lettered; the others are stored."""
+    STORE = "store"
+    """Everything else: unreachable, slow, read-only, too many parts, table missing, schema
+    drift, codes nobody has seen yet. The batch is held and retried in place, never
+    dead-lettered."""
+
+
 class InsertError(ClickHouseError):
     """An INSERT failed; every row it held failed with it.
 
-    ``transient`` says whether the same rows may succeed later (nak them with ``retry_after``)
-    or never will (dead-letter them). ``reason`` is a short stable word (``network``,
-    ``too_many_parts``, ``bad_row``, ...), see :data:`INSERT_FAILURES`.
+    ``fault`` says who is to blame (:class:`Fault`); ``reason`` is a short stable word
+    (``network``, ``too_many_parts``, ``cannot_parse_text``, ...), see :data:`INSERT_FAILURES`.
+    ``retry_after`` is how long a caller that gives the rows back (nak) should wait.
     """
 
     code = "clickhouse.insert_failed"
@@ -76,24 +88,27 @@ class InsertError(ClickHouseError):
         reason: str,
         detail: str,
         *,
-        transient: bool,
+        fault: Fault,
         retry_after: float = 1.0,
         server_code: int | None = None,
     ) -> None:
-        kind = "transient" if transient else "permanent"
-        super().__init__(f"{reason} ({kind}): {detail}")
+        super().__init__(f"{reason} ({fault.value}): {detail}")
         self.reason = reason
         self.detail = detail
-        self.transient = transient
+        self.fault = fault
         self.retry_after = retry_after
         self.server_code = server_code
+
+    @property
+    def store_fault(self) -> bool:
+        return self.fault is Fault.STORE
 
     def with_retry_after(self, retry_after: float) -> InsertError:
         """A copy that asks the caller to retry after ``retry_after`` seconds."""
         return InsertError(
             self.reason,
             self.detail,
-            transient=self.transient,
+            fault=self.fault,
             retry_after=retry_after,
             server_code=self.server_code,
         )
@@ -124,45 +139,72 @@ class InvalidIdentifierError(ClickHouseError, ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Classifying a failed INSERT.
+# Classifying a failed INSERT: the one table, kept as data (tests/unit/clickhouse/test_errors.py).
 #
-# server code -> (reason, transient). Transient means "the rows are fine, the server is not
-# (yet)": nak them with a delay and pause fetching. Everything the server reports that is not
-# listed is permanent (bad data or a query that can never work).
+# server code -> (reason, fault). Only what a row alone can trigger is the message's fault; a
+# code that is not listed is the store's: when in doubt, it is the store. Even a message-caused
+# code is only believed once bisection found rows of the same batch that insert, or a row known
+# to be good still inserts (the writer's canary): a column whose type changed rejects every row
+# with the same parse errors.
 # --------------------------------------------------------------------------------------------
 
-INSERT_FAILURES: Final[Mapping[int, tuple[str, bool]]] = {
-    # The server is slow, busy or going away.
-    159: ("timeout", True),  # TIMEOUT_EXCEEDED
-    209: ("timeout", True),  # SOCKET_TIMEOUT
-    210: ("network", True),  # NETWORK_ERROR
-    202: ("too_many_queries", True),  # TOO_MANY_SIMULTANEOUS_QUERIES
-    394: ("cancelled", True),  # QUERY_WAS_CANCELLED (server shutting down)
-    # The storage pushes back.
-    252: ("too_many_parts", True),  # TOO_MANY_PARTS: merges are behind
-    241: ("memory_limit", True),  # MEMORY_LIMIT_EXCEEDED
-    173: ("memory_limit", True),  # CANNOT_ALLOCATE_MEMORY
-    243: ("disk_full", True),  # NOT_ENOUGH_SPACE
-    201: ("quota", True),  # QUOTA_EXPIRED: the quota interval resets
-    # Permissions: an operator fixes them; the rows are fine, so keep them in the stream.
-    164: ("readonly", True),  # READONLY
-    242: ("readonly", True),  # TABLE_IS_READ_ONLY (a replica lost Keeper)
-    291: ("access_denied", True),  # DATABASE_ACCESS_DENIED
-    497: ("access_denied", True),  # ACCESS_DENIED (modern RBAC)
-    192: ("auth_failed", True),  # UNKNOWN_USER
-    193: ("auth_failed", True),  # WRONG_PASSWORD (18.16)
-    194: ("auth_failed", True),  # REQUIRED_PASSWORD
-    516: ("auth_failed", True),  # AUTHENTICATION_FAILED (modern)
-    # The schema is not there (yet): migrations pending, or the table was dropped.
-    60: ("unknown_table", True),  # UNKNOWN_TABLE
-    81: ("unknown_database", True),  # UNKNOWN_DATABASE
-    # Replication and Keeper trouble.
-    225: ("keeper", True),  # NO_ZOOKEEPER
-    244: ("keeper", True),  # UNEXPECTED_ZOOKEEPER_ERROR
-    999: ("keeper", True),  # KEEPER_EXCEPTION
-    285: ("replicas", True),  # TOO_FEW_LIVE_REPLICAS
-    286: ("replicas", True),  # UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
-    319: ("unknown_insert_status", True),  # UNKNOWN_STATUS_OF_INSERT
+_M, _S = Fault.MESSAGE, Fault.STORE
+
+INSERT_FAILURES: Final[Mapping[int, tuple[str, Fault]]] = {
+    # A row's own content.
+    6: ("cannot_parse_text", _M),  # CANNOT_PARSE_TEXT
+    26: ("cannot_parse_quoted_string", _M),  # CANNOT_PARSE_QUOTED_STRING
+    27: ("cannot_parse_input", _M),  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38: ("cannot_parse_date", _M),  # CANNOT_PARSE_DATE
+    41: ("cannot_parse_datetime", _M),  # CANNOT_PARSE_DATETIME
+    69: ("argument_out_of_bound", _M),  # ARGUMENT_OUT_OF_BOUND
+    70: ("cannot_convert_type", _M),  # CANNOT_CONVERT_TYPE
+    72: ("cannot_parse_number", _M),  # CANNOT_PARSE_NUMBER
+    117: ("incorrect_data", _M),  # INCORRECT_DATA (e.g. JSON the JSON type cannot take)
+    131: ("too_large_string", _M),  # TOO_LARGE_STRING_SIZE
+    321: ("value_out_of_range", _M),  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349: ("null_in_ordinary_column", _M),  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    395: ("throw_if", _M),  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (a check on the row)
+    407: ("decimal_overflow", _M),  # DECIMAL_OVERFLOW
+    469: ("violated_constraint", _M),  # VIOLATED_CONSTRAINT
+    691: ("unknown_enum_element", _M),  # UNKNOWN_ELEMENT_OF_ENUM
+    # The store, named for logs and metrics. Slow, busy or going away:
+    159: ("timeout", _S),  # TIMEOUT_EXCEEDED
+    209: ("timeout", _S),  # SOCKET_TIMEOUT
+    210: ("network", _S),  # NETWORK_ERROR
+    202: ("too_many_queries", _S),  # TOO_MANY_SIMULTANEOUS_QUERIES
+    394: ("cancelled", _S),  # QUERY_WAS_CANCELLED (server shutting down)
+    # The storage pushes back:
+    252: ("too_many_parts", _S),  # TOO_MANY_PARTS: merges are behind
+    241: ("memory_limit", _S),  # MEMORY_LIMIT_EXCEEDED
+    173: ("memory_limit", _S),  # CANNOT_ALLOCATE_MEMORY
+    243: ("disk_full", _S),  # NOT_ENOUGH_SPACE
+    201: ("quota", _S),  # QUOTA_EXPIRED: the quota interval resets
+    # Permissions, which an operator fixes:
+    164: ("readonly", _S),  # READONLY
+    242: ("readonly", _S),  # TABLE_IS_READ_ONLY (a replica lost Keeper)
+    291: ("access_denied", _S),  # DATABASE_ACCESS_DENIED
+    497: ("access_denied", _S),  # ACCESS_DENIED (modern RBAC)
+    192: ("auth_failed", _S),  # UNKNOWN_USER
+    193: ("auth_failed", _S),  # WRONG_PASSWORD (18.16)
+    194: ("auth_failed", _S),  # REQUIRED_PASSWORD
+    516: ("auth_failed", _S),  # AUTHENTICATION_FAILED (modern)
+    # The schema is not there, or not what the rows are built for:
+    60: ("unknown_table", _S),  # UNKNOWN_TABLE (detached, dropped, migrations pending)
+    81: ("unknown_database", _S),  # UNKNOWN_DATABASE
+    16: ("schema_drift", _S),  # NO_SUCH_COLUMN_IN_TABLE
+    8: ("schema_drift", _S),  # THERE_IS_NO_COLUMN
+    10: ("schema_drift", _S),  # NOT_FOUND_COLUMN_IN_BLOCK
+    47: ("schema_drift", _S),  # UNKNOWN_IDENTIFIER
+    53: ("schema_drift", _S),  # TYPE_MISMATCH (a column whose type changed)
+    # Replication, Keeper and Distributed tables:
+    225: ("keeper", _S),  # NO_ZOOKEEPER
+    244: ("keeper", _S),  # UNEXPECTED_ZOOKEEPER_ERROR
+    999: ("keeper", _S),  # KEEPER_EXCEPTION
+    285: ("replicas", _S),  # TOO_FEW_LIVE_REPLICAS
+    286: ("replicas", _S),  # UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+    319: ("unknown_insert_status", _S),  # UNKNOWN_STATUS_OF_INSERT
+    279: ("replicas", _S),  # ALL_CONNECTION_TRIES_FAILED (a Distributed table's shards)
 }
 
 AUTH_FAILURE_CODES: Final = frozenset({192, 193, 194, 516})
@@ -174,17 +216,6 @@ _NETWORK_EXCEPTIONS: Final = (
     driver_errors.UnknownPacketFromServerError,
     EOFError,
     OSError,  # ConnectionError, socket.timeout/TimeoutError, BrokenPipeError, ...
-)
-# Raised by clickhouse-driver while serialising a row it cannot encode: the data is at fault.
-_BAD_ROW_EXCEPTIONS: Final = (
-    AttributeError,  # "'str' object has no attribute 'tzinfo'": a value of the wrong type
-    IndexError,
-    TypeError,
-    ValueError,  # UnicodeError too
-    OverflowError,
-    struct.error,
-    driver_errors.TypeMismatchError,
-    driver_errors.TooLargeStringSize,
 )
 
 
@@ -204,27 +235,32 @@ def first_line(message: str, *, limit: int = 300) -> str:
 
 
 def insert_error(exc: BaseException, *, retry_after: float = 1.0) -> InsertError:
-    """Classify whatever an INSERT raised (see :data:`INSERT_FAILURES`)."""
+    """Classify whatever an INSERT raised (see :data:`INSERT_FAILURES`).
+
+    Only a server code the table marks as the message's is the message's fault. Everything the
+    driver raises on our side (the socket, or serialising a row: after a column changed type,
+    say) is the store's: the rows are built to the table's layout, so a value the driver cannot
+    encode means the table moved, not the row.
+    """
     if isinstance(exc, InsertError):
         return exc
     if isinstance(exc, driver_errors.ServerException):
         code = int(exc.code) if exc.code is not None else None
-        reason, transient = INSERT_FAILURES.get(code or -1, (f"server_error_{code}", False))
+        reason, fault = INSERT_FAILURES.get(code or -1, (f"server_error_{code}", Fault.STORE))
         return InsertError(
             reason,
             first_line(exc.message or ""),
-            transient=transient,
+            fault=fault,
             retry_after=retry_after,
             server_code=code,
         )
     if isinstance(exc, driver_errors.SocketTimeoutError | TimeoutError):
-        return InsertError("timeout", _describe(exc), transient=True, retry_after=retry_after)
-    if isinstance(exc, _NETWORK_EXCEPTIONS):
-        return InsertError("network", _describe(exc), transient=True, retry_after=retry_after)
-    if isinstance(exc, _BAD_ROW_EXCEPTIONS):
-        return InsertError("bad_row", _describe(exc), transient=False, retry_after=retry_after)
-    # Unknown failures keep the rows: max_deliver bounds how often they come back.
-    return InsertError("unexpected", _describe(exc), transient=True, retry_after=retry_after)
+        reason = "timeout"
+    elif isinstance(exc, _NETWORK_EXCEPTIONS):
+        reason = "network"
+    else:
+        reason = "client_error"
+    return InsertError(reason, _describe(exc), fault=Fault.STORE, retry_after=retry_after)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,22 +1,36 @@
 """``BatchWriter``: rows in, batched native INSERTs out, one future per ``add``.
 
-Contract (the sink side of "insert first, then ack"):
+Contract (the sink side of "insert first, then ack"; docs/architecture.md, "Failure classes"):
 
-* ``add(rows, nbytes)`` is cheap and never blocks the event loop. It returns a future that
-  resolves once an INSERT holding those rows has returned, or fails with :class:`InsertError`
-  (``transient``: nak with ``retry_after``; permanent: dead-letter). One INSERT may combine the
-  rows of several ``add`` calls; one call's rows always travel in one INSERT.
+* ``add(rows, nbytes)`` is cheap and never blocks the event loop. Its future resolves once the
+  rows are stored, with the rows ClickHouse rejected for their own content (:class:`Rejected`,
+  usually none). It fails (:class:`InsertError`, the store's fault) only when the writer shuts
+  down with the rows not stored: the caller gives them back to the stream (nak).
 * A batch is flushed when it reaches ``batch_max_rows`` or ``batch_max_bytes``, or when its
-  first row has waited ``batch_max_latency`` (a loop timer: no polling task).
+  first row has waited ``batch_max_latency`` (a loop timer: no polling task). One INSERT may
+  combine several ``add`` calls.
 * INSERTs run in worker threads, each with its own client, at most ``max_concurrent_inserts``
   at a time; the event loop only hands lists over.
-* Memory is bounded: rows buffered or being inserted never exceed ``max_in_flight_rows`` (or
-  one oversized ``add``). Beyond that, ``add``'s rows wait outside the buffer (the caller already
-  holds them) and its future resolves later; ``ready()`` waits until there is room again.
-* After a transient failure the writer backs off: batches fail fast with ``retry_after``,
-  ``ready()`` waits, and a probe (``SELECT 1``, exponential backoff) decides when to try again.
-* On a permanent failure of a batch that combined several ``add`` calls, each call's rows are
-  retried alone, so one bad row fails only the call that brought it.
+* **Hold and retry in place.** An INSERT that fails for the store's sake (unreachable, slow,
+  read-only, too many parts, table missing, schema drift, an unknown code) is retried with the
+  same rows and the same dedup token, with capped exponential backoff and jitter, until it
+  succeeds or shutdown comes. Recovery is proved by the held INSERT succeeding. While a batch is
+  held, ``ready()`` waits (the consumer stops fetching) and ``holding`` is true. One warning
+  when holding starts, one when the store is back.
+* **Content errors isolated.** When ClickHouse rejects a batch for a row's content, the batch is
+  bisected: the halves that insert are stored, the rows that fail alone are reported as
+  :class:`Rejected`. A rejection is believed only when another row of the batch was stored, or
+  a row stored earlier still inserts (the canary), or (nothing stored yet) the table's columns
+  are still the ones the writer was built for. Otherwise the store is at fault (a column whose
+  type changed rejects every row alike) and the rows are held.
+* Memory is bounded by rows and by bytes: rows buffered, held or inserting never exceed
+  ``max_in_flight_rows`` or ``max_in_flight_bytes`` (but for one oversized ``add``). Beyond
+  that, ``add``'s rows wait outside the buffer (the caller already holds them), and ``ready()``
+  waits until there is room.
+* **What "stored" means.** ``async_insert=0`` where the server knows the setting (the INSERT
+  returns once the part is written); inserts into a Distributed table wait for the shards
+  (``insert_distributed_sync``, ``distributed_foreground_insert`` from 23.10); with
+  ``insert_quorum`` set, for that many replicas.
 """
 
 from __future__ import annotations
@@ -25,25 +39,42 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+from clickhouse_driver import errors as driver_errors
 
 from ponix_clickhouse.client import make_client, parse_version
-from ponix_clickhouse.errors import InsertError, insert_error
-from ponix_clickhouse.layout import DEDUP_TOKEN_SINCE, ENVELOPE_COLUMNS
+from ponix_clickhouse.errors import Fault, InsertError, insert_error
+from ponix_clickhouse.layout import (
+    DEDUP_TOKEN_SINCE,
+    ENVELOPE_COLUMNS,
+    TableLayout,
+    read_table_layout,
+)
 from ponix_clickhouse.sql import column_list, qualified_name
 from ponix_config import ClickHouseSettings
+from ponix_runner import Backoff, ShutdownSignal
 from ponix_telemetry import metrics
+
+__all__ = ("BatchWriter", "InsertClient", "Rejected", "dedup_token", "insert_settings")
 
 log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+
+ASYNC_INSERT_SINCE: Final = (21, 11)
+"""``async_insert`` exists from 21.11; older servers reject the setting."""
+FOREGROUND_INSERT_SINCE: Final = (23, 10)
+"""``insert_distributed_sync`` is called ``distributed_foreground_insert`` from 23.10."""
+HELD_AT_SHUTDOWN: Final = "held_at_shutdown"
+_NO_ROWS: Final[tuple[Rejected, ...]] = ()
 
 
 class InsertClient(Protocol):
@@ -54,25 +85,12 @@ class InsertClient(Protocol):
     def disconnect(self) -> None: ...
 
 
-class ShutdownToken(Protocol):
-    """What :meth:`BatchWriter.run` waits on: ``ponix_runner.ShutdownToken`` or an
-    ``asyncio.Event`` (only ``wait()`` is used, so ``is_set`` may be a method or a property)."""
-
-    async def wait(self) -> object: ...
-
-
 @dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff after transient failures: ``initial * multiplier**(n-1)``, capped."""
+class Rejected:
+    """A row ClickHouse rejected for its own content: its index in the ``add`` call's rows."""
 
-    initial: float = 0.5
-    multiplier: float = 2.0
-    maximum: float = 30.0
-    jitter: float = 0.2
-
-    def delay(self, failures: int) -> float:
-        base = min(self.maximum, self.initial * self.multiplier ** max(0, failures - 1))
-        return base * (1.0 + random.uniform(-self.jitter, self.jitter))  # noqa: S311
+    index: int
+    error: InsertError
 
 
 def dedup_token(rows: Sequence[Row], id_index: int) -> str:
@@ -84,18 +102,41 @@ def dedup_token(rows: Sequence[Row], id_index: int) -> str:
     return digest.hexdigest()
 
 
-@dataclass(slots=True)
+def insert_settings(version: tuple[int, ...], *, quorum: int = 0) -> dict[str, Any]:
+    """The settings that pin down what a returned INSERT means on a server of ``version``."""
+    pinned: dict[str, Any] = {}
+    if version >= ASYNC_INSERT_SINCE:
+        pinned["async_insert"] = 0
+    if version >= FOREGROUND_INSERT_SINCE:
+        pinned["distributed_foreground_insert"] = 1
+    else:
+        pinned["insert_distributed_sync"] = 1
+    if quorum:
+        pinned["insert_quorum"] = quorum
+    return pinned
+
+
+@dataclass(slots=True, eq=False)
 class _Batch:
     rows: list[Row] = field(default_factory=list)
-    groups: list[tuple[asyncio.Future[None], int]] = field(default_factory=list)
+    groups: list[tuple[asyncio.Future[tuple[Rejected, ...]], int]] = field(default_factory=list)
     nbytes: int = 0
+    held_since: float | None = None
 
 
 @dataclass(slots=True)
 class _Parked:
     rows: Sequence[Row]
     nbytes: int
-    future: asyncio.Future[None]
+    future: asyncio.Future[tuple[Rejected, ...]]
+
+
+class _ShuttingDown(Exception):  # noqa: N818 - a signal between our own functions
+    """The writer is closing while this batch is not stored: give its rows back."""
+
+    def __init__(self, error: InsertError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class BatchWriter:
@@ -106,15 +147,20 @@ class BatchWriter:
         settings: ClickHouseSettings,
         columns: Sequence[str] = ENVELOPE_COLUMNS,
         *,
-        id_column: str | None = "id",
+        server_version: tuple[int, ...] | None = None,
+        layout: TableLayout | None = None,
         max_concurrent_inserts: int = 2,
-        dedup_tokens: bool | None = None,
         backoff: Backoff | None = None,
+        shutdown_timeout: float = 2.0,
         client_factory: Callable[[], InsertClient] | None = None,
     ) -> None:
-        """``columns`` is the row layout. ``id_column`` names the column the dedup token is
-        derived from (None: no tokens). ``dedup_tokens=None`` sends tokens only when the
-        server supports them (>= 22.2), found out on the first insert."""
+        """``columns`` is the row layout; it must hold ``id`` (the dedup token is derived from
+        it). ``server_version`` decides the INSERT settings (dedup tokens from 22.2, ...);
+        ``None``: asked on the first insert. ``layout``: the table as the rows are built for
+        it; when ClickHouse rejects every row of a batch and no row is known to be good, a
+        table that still has this layout means the rows are at fault, any other the store
+        (``None``: always the store). ``shutdown_timeout``: once shutdown began, how long an
+        INSERT may still take before its rows are given back."""
         if max_concurrent_inserts < 1:
             raise ValueError("max_concurrent_inserts must be at least 1")
         self._columns = tuple(columns)
@@ -122,99 +168,114 @@ class BatchWriter:
             f"INSERT INTO {qualified_name(settings.database, settings.table)} "
             f"{column_list(self._columns)} VALUES"
         )
-        self._id_index = self._columns.index(id_column) if id_column is not None else None
-        self._dedup = dedup_tokens if self._id_index is not None else False
+        self._id_index = self._columns.index("id")
+        self._table = (settings.database, settings.table)
+        self._layout = layout
         self._max_rows = settings.batch_max_rows
         self._max_bytes = settings.batch_max_bytes
         self._latency = settings.batch_max_latency
         self._max_in_flight = settings.max_in_flight_rows
+        self._max_in_flight_bytes = settings.max_in_flight_bytes
         self._insert_timeout = settings.insert_timeout
-        self._backoff = backoff or Backoff()
+        self._quorum = settings.insert_quorum
+        self._backoff = backoff or Backoff(
+            initial=0.5, maximum=settings.retry_max_delay, jitter=0.2
+        )
+        self._shutdown_timeout = shutdown_timeout
         self._new_client: Callable[[], InsertClient] = client_factory or (
             lambda: make_client(settings)
         )
+        self._settings_for: dict[str, Any] | None = None
+        self._dedup = False
+        if server_version is not None:
+            self._pin(server_version)
         self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrent_inserts + 1, thread_name_prefix="ponix-ch-insert"
+            max_workers=max_concurrent_inserts + 2, thread_name_prefix="ponix-ch-insert"
         )
         self._slots = asyncio.Semaphore(max_concurrent_inserts)
         self._idle_clients: list[InsertClient] = []
-        self._probe_client: InsertClient | None = None
 
         self._buffer = _Batch()
         self._timer: asyncio.TimerHandle | None = None
         self._parked: deque[_Parked] = deque()
         self._parked_rows = 0
+        self._parked_bytes = 0
         self._in_flight = 0
+        self._in_flight_bytes = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-        self._healthy = asyncio.Event()
-        self._healthy.set()
+        self._held: set[_Batch] = set()
+        self._failures = 0
+        self._canary: Row | None = None
         self._ready = asyncio.Event()
         self._ready.set()
-        self._failures = 0
-        self._resume_at = 0.0
-        self._probe_task: asyncio.Task[None] | None = None
-        self._probe_work: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()  # retry waits end early on shutdown
+        self._attempts: set[asyncio.Timeout] = set()
+        self._stop_at: float | None = None
         self._closing = False
-        self._closed = False
         self._closed_event = asyncio.Event()
+        metrics.HELD_SECONDS.set_function(self._held_seconds)
 
     # -- state ------------------------------------------------------------------------------
 
     @property
     def in_flight_rows(self) -> int:
-        """Rows buffered or being inserted (never above ``max_in_flight_rows`` but for one
-        oversized ``add``)."""
+        """Rows buffered, held or being inserted."""
         return self._in_flight
 
     @property
-    def waiting_rows(self) -> int:
-        """Rows of ``add`` calls waiting for room."""
-        return self._parked_rows
+    def in_flight_bytes(self) -> int:
+        """Payload bytes of the rows buffered, held or being inserted."""
+        return self._in_flight_bytes
 
     @property
-    def healthy(self) -> bool:
-        """False while backing off after a transient failure."""
-        return self._healthy.is_set()
+    def holding(self) -> bool:
+        """True while a batch is held because the store fails its INSERT."""
+        return bool(self._held)
+
+    @property
+    def held_rows(self) -> int:
+        return sum(len(batch.rows) for batch in self._held)
 
     @property
     def accepting(self) -> bool:
-        """True when :meth:`ready` would return at once (healthy, with room)."""
+        """True when :meth:`ready` would return at once (not holding, with room)."""
         return self._ready.is_set() or self._closing
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self._columns
-
     async def ready(self) -> None:
-        """Return when the writer is healthy and has room; wait otherwise (pause fetching)."""
+        """Return when the writer is not holding and has room; wait otherwise (the consumer
+        stops fetching)."""
         while not self._ready.is_set() and not self._closing:
             await self._ready.wait()
 
     # -- adding rows ---------------------------------------------------------------------------
 
-    def add(self, rows: Sequence[Row], nbytes: int) -> asyncio.Future[None]:
+    def add(self, rows: Sequence[Row], nbytes: int) -> asyncio.Future[tuple[Rejected, ...]]:
         """Queue ``rows`` (``nbytes``: their payload size) for insertion; see the module doc."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Rejected, ...]] = asyncio.get_running_loop().create_future()
         count = len(rows)
         if not count:
-            future.set_result(None)
-        elif self._closing:
-            future.set_exception(
-                InsertError("closed", "the writer is closed", transient=True, retry_after=1.0)
-            )
-        elif self._parked or not self._fits(count):
+            future.set_result(_NO_ROWS)
+        elif self._closing and self._stop_at is not None and self._stop_at <= _now():
+            future.set_exception(self._shutdown_error())
+        elif self._parked or not self._fits(count, nbytes):
             self._parked.append(_Parked(rows, nbytes, future))
             self._parked_rows += count
+            self._parked_bytes += nbytes
             self._update_ready()
         else:
             self._accept(rows, nbytes, future)
         return future
 
-    def _fits(self, count: int) -> bool:
-        return self._in_flight == 0 or self._in_flight + count <= self._max_in_flight
+    def _fits(self, count: int, nbytes: int) -> bool:
+        return self._in_flight == 0 or (
+            self._in_flight + count <= self._max_in_flight
+            and self._in_flight_bytes + nbytes <= self._max_in_flight_bytes
+        )
 
-    def _accept(self, rows: Sequence[Row], nbytes: int, future: asyncio.Future[None]) -> None:
+    def _accept(
+        self, rows: Sequence[Row], nbytes: int, future: asyncio.Future[tuple[Rejected, ...]]
+    ) -> None:
         count = len(rows)
         buffer = self._buffer
         if buffer.rows and (
@@ -226,13 +287,14 @@ class BatchWriter:
         buffer.groups.append((future, count))
         buffer.nbytes += nbytes
         self._in_flight += count
+        self._in_flight_bytes += nbytes
         metrics.IN_FLIGHT_ROWS.inc(count)
-        if len(buffer.rows) >= self._max_rows or buffer.nbytes >= self._max_bytes:
+        metrics.IN_FLIGHT_BYTES.inc(nbytes)
+        if self._closing or len(buffer.rows) >= self._max_rows or buffer.nbytes >= self._max_bytes:
             self._seal()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._latency, self._on_latency)
-        if self._in_flight >= self._max_in_flight:
-            self._update_ready()
+        self._update_ready()
 
     def _on_latency(self) -> None:
         self._timer = None
@@ -250,25 +312,26 @@ class BatchWriter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _release(self, count: int) -> None:
-        self._in_flight -= count
-        metrics.IN_FLIGHT_ROWS.dec(count)
-        while self._parked and self._fits(len(self._parked[0].rows)):
+    def _release(self, batch: _Batch) -> None:
+        self._in_flight -= len(batch.rows)
+        self._in_flight_bytes -= batch.nbytes
+        metrics.IN_FLIGHT_ROWS.dec(len(batch.rows))
+        metrics.IN_FLIGHT_BYTES.dec(batch.nbytes)
+        while self._parked and self._fits(len(self._parked[0].rows), self._parked[0].nbytes):
             parked = self._parked.popleft()
             self._parked_rows -= len(parked.rows)
+            self._parked_bytes -= parked.nbytes
             if parked.future.done():  # the caller gave up (cancelled) while waiting
-                continue
-            if self._closing and self._closed:
-                parked.future.set_exception(
-                    InsertError("closed", "the writer is closed", transient=True)
-                )
                 continue
             self._accept(parked.rows, parked.nbytes, parked.future)
         self._update_ready()
 
     def _update_ready(self) -> None:
-        room = self._in_flight + self._parked_rows < self._max_in_flight
-        if room and self._healthy.is_set():
+        room = (
+            self._in_flight + self._parked_rows < self._max_in_flight
+            and self._in_flight_bytes + self._parked_bytes < self._max_in_flight_bytes
+        )
+        if room and not self._held:
             self._ready.set()
         else:
             self._ready.clear()
@@ -278,153 +341,269 @@ class BatchWriter:
     async def _insert(self, batch: _Batch) -> None:
         try:
             async with self._slots:
-                if not self._healthy.is_set():
-                    self._fail(batch.groups, self._backing_off())
-                    return
-                client = self._idle_clients.pop() if self._idle_clients else self._new_client()
-                # _attempt handles every failure itself; only cancellation escapes, and then a
-                # worker thread may still be using this client: it never goes back to the pool.
-                await self._attempt(client, batch.rows, batch.groups)
-                self._idle_clients.append(client)
+                bad = await self._store(batch)
+        except _ShuttingDown as stop:
+            _settle(batch.groups, error=stop.error)
         except asyncio.CancelledError:
-            self._fail(
-                batch.groups, InsertError("cancelled", "writer task cancelled", transient=True)
-            )
+            _settle(batch.groups, error=self._shutdown_error())
             raise
+        else:
+            _settle(batch.groups, bad=bad)
         finally:
-            self._release(len(batch.rows))
+            self._unhold(batch, stored=False)
+            self._release(batch)
 
-    async def _attempt(
-        self,
-        client: InsertClient,
-        rows: list[Row],
-        groups: list[tuple[asyncio.Future[None], int]],
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._executor, self._insert_blocking, client, rows)
+    async def _store(self, batch: _Batch) -> dict[int, InsertError]:
+        """Store ``batch``; the rows rejected for their content, by index in the batch."""
+        rows = batch.rows
+        error = await self._until_stored_or_rejected(batch, rows)
+        indices = list(range(len(rows)))
+        while error is not None:
+            bad: dict[int, InsertError] = {}
+            stored = await self._bisect(batch, indices, error, bad)
+            if stored or await self._rows_are_at_fault(batch):
+                log.warning(
+                    "clickhouse rejected rows for their content, dead-lettering them",
+                    extra={"rows": len(bad), "batch_rows": len(rows), "error": error.detail},
+                )
+                for rejected in bad.values():
+                    metrics.ROWS_REJECTED.labels(code=rejected.reason).inc()
+                return bad
+            # Nothing of the batch went in and nothing says the table takes good rows: not
+            # the rows' fault. Hold what the bisection could not store, as for any failure.
+            indices = sorted(bad)
+            await self._hold(
+                batch,
+                InsertError(
+                    "rejects_every_row",
+                    error.detail,
+                    fault=Fault.STORE,
+                    server_code=error.server_code,
+                ),
+            )
+            error = await self._until_stored_or_rejected(batch, [rows[i] for i in indices])
+        return {}
+
+    async def _bisect(
+        self, batch: _Batch, indices: list[int], error: InsertError, bad: dict[int, InsertError]
+    ) -> bool:
+        """The rows at ``indices`` (of ``batch.rows``) failed together with ``error``, a
+        content error: store what inserts, put the rest in ``bad``. True when any was stored."""
+        if len(indices) == 1:
+            bad[indices[0]] = error
+            return False
+        rows = batch.rows
+        middle = len(indices) // 2
+        left, right = indices[:middle], indices[middle:]
+        stored = False
+        left_error = await self._until_stored_or_rejected(batch, [rows[i] for i in left])
+        right_error: InsertError | None
+        if left_error is None:
+            stored = True
+            # All failed together and the left half did not: the right half is at fault, so
+            # it is split without trying it whole.
+            right_error = error
+        else:
+            stored = await self._bisect(batch, left, left_error, bad)
+            right_error = await self._until_stored_or_rejected(batch, [rows[i] for i in right])
+        if right_error is None:
+            return True
+        return await self._bisect(batch, right, right_error, bad) or stored
+
+    async def _rows_are_at_fault(self, batch: _Batch) -> bool:
+        """No row of a rejected batch went in: are the rows at fault, or the table? A row stored
+        earlier that still inserts (the canary) says the rows; so does, with no canary yet, a
+        table whose columns are still the expected ones. Storing the canary again is harmless:
+        same id, same content, and ReplacingMergeTree keeps one."""
+        canary = self._canary
+        if canary is not None:
+            return await self._until_stored_or_rejected(batch, [canary], count=False) is None
+        expected = self._layout
+        if expected is None:
+            return False
+        client = self._idle_clients.pop() if self._idle_clients else self._new_client()
+        database, table = self._table
         try:
-            async with asyncio.timeout(self._insert_timeout):
+            found = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                lambda: read_table_layout(
+                    client,
+                    database,
+                    table,
+                    expected.columns,
+                    server_version=expected.server_version,
+                ),
+            )
+        except Exception as exc:  # noqa: BLE001 - a table we cannot read is the store's fault
+            log.debug("reading the table's layout failed", extra={"error": str(exc)})
+            _disconnect(client)
+            return False
+        self._idle_clients.append(client)
+        return found.types == expected.types
+
+    async def _until_stored_or_rejected(
+        self, batch: _Batch, rows: Sequence[Row], *, count: bool = True
+    ) -> InsertError | None:
+        """INSERT ``rows`` until it succeeds (None) or ClickHouse rejects their content (the
+        error); a store failure holds ``batch`` and retries with the same rows and token."""
+        token = dedup_token(rows, self._id_index) if self._dedup else None
+        while True:
+            try:
+                elapsed = await self._attempt(rows, token)
+            except _ShuttingDown:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified here
+                error = insert_error(exc)
+                if not error.store_fault:
+                    return error
+                await self._hold(batch, error)
+                continue
+            if count:
+                self._on_success(rows, elapsed)
+            self._unhold(batch, stored=True)
+            return None
+
+    async def _attempt(self, rows: Sequence[Row], token: str | None) -> float:
+        """One INSERT on a pooled client, bounded by ``insert_timeout`` (and by the shutdown
+        budget once shutdown began). A client goes back to the pool after a success or a
+        server's error; after anything else its connection state is unknown and it is dropped
+        (once the thread is done with it)."""
+        if self._stop_at is not None and self._stop_at <= _now():
+            raise _ShuttingDown(self._shutdown_error())
+        client = self._idle_clients.pop() if self._idle_clients else self._new_client()
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, self._insert_blocking, client, rows, token)
+        budget = self._insert_timeout
+        if self._stop_at is not None:
+            budget = min(budget, self._stop_at - _now())
+        timeout = asyncio.timeout(budget)
+        self._attempts.add(timeout)
+        try:
+            async with timeout:
                 elapsed = await asyncio.shield(work)
         except TimeoutError:
-            error = self._on_transient(
-                InsertError(
-                    "timeout", f"no answer within {self._insert_timeout:g}s", transient=True
-                )
-            )
-            self._fail(groups, error)
-            # The thread still owns the client: wait for it (socket timeouts bound this), then
-            # drop the connection, whose state is unknown.
-            with contextlib.suppress(Exception):
-                await work
-            client.disconnect()
-            return
-        except Exception as exc:  # noqa: BLE001 - classified, then handed to every caller
-            error = insert_error(exc)
-            if not error.transient and len(groups) > 1:
-                offset = 0
-                for future, count in groups:
-                    await self._attempt(client, rows[offset : offset + count], [(future, count)])
-                    offset += count
-                return
-            if error.transient:
-                error = self._on_transient(error)
-            self._fail(groups, error)
-            return
-        self._on_success(len(rows), elapsed)
-        for future, _ in groups:
-            if not future.done():
-                future.set_result(None)
+            work.add_done_callback(lambda _: _disconnect(client))
+            if self._stop_at is not None:
+                raise _ShuttingDown(self._shutdown_error()) from None
+            raise InsertError(
+                "timeout", f"no answer within {self._insert_timeout:g}s", fault=Fault.STORE
+            ) from None
+        except asyncio.CancelledError:
+            work.add_done_callback(lambda _: _disconnect(client))
+            raise
+        except driver_errors.ServerException:
+            self._idle_clients.append(client)
+            raise
+        except BaseException:
+            _disconnect(client)
+            raise
+        finally:
+            self._attempts.discard(timeout)
+        self._idle_clients.append(client)
+        return elapsed
 
-    def _insert_blocking(self, client: InsertClient, rows: list[Row]) -> float:
-        settings: dict[str, Any] | None = None
-        if self._dedup is None:
+    def _insert_blocking(
+        self, client: InsertClient, rows: Sequence[Row], token: str | None
+    ) -> float:
+        if self._settings_for is None:
             answer = str(client.execute("SELECT version()")[0][0])
             try:
-                self._dedup = parse_version(answer) >= DEDUP_TOKEN_SINCE
+                self._pin(parse_version(answer))
             except ValueError:
-                self._dedup = False
-        if self._dedup and self._id_index is not None:
-            settings = {"insert_deduplication_token": dedup_token(rows, self._id_index)}
+                self._pin((0,))
+            if self._dedup and token is None:
+                token = dedup_token(rows, self._id_index)
+        settings = self._settings_for or {}
+        if token is not None:
+            settings = {**settings, "insert_deduplication_token": token}
         started = perf_counter()
         client.execute(self._query, rows, types_check=False, settings=settings)
         return perf_counter() - started
 
-    def _fail(self, groups: list[tuple[asyncio.Future[None], int]], error: InsertError) -> None:
-        metrics.INSERT_FAILURES.labels(code=error.reason).inc()
-        for future, _ in groups:
-            if not future.done():
-                future.set_exception(error.with_retry_after(error.retry_after))
+    def _pin(self, version: tuple[int, ...]) -> None:
+        self._dedup = version >= DEDUP_TOKEN_SINCE
+        self._settings_for = insert_settings(version, quorum=self._quorum)
 
-    def _on_success(self, count: int, elapsed: float) -> None:
+    def _on_success(self, rows: Sequence[Row], elapsed: float) -> None:
         self._failures = 0
-        metrics.BATCH_ROWS.observe(count)
+        self._canary = rows[-1]
+        metrics.BATCH_ROWS.observe(len(rows))
         metrics.INSERT_SECONDS.observe(elapsed)
-        metrics.ROWS_INSERTED.inc(count)
+        metrics.ROWS_INSERTED.inc(len(rows))
         metrics.LAST_INSERT_AT.set(datetime.now(UTC).timestamp())
 
-    # -- backing off ----------------------------------------------------------------------------
+    # -- holding --------------------------------------------------------------------------------
 
-    def _on_transient(self, error: InsertError) -> InsertError:
-        loop = asyncio.get_running_loop()
+    async def _hold(self, batch: _Batch, error: InsertError) -> None:
+        """``batch`` failed for the store's sake: hold it, wait out the backoff, and return to
+        retry. Raises :class:`_ShuttingDown` once shutdown began."""
+        metrics.INSERT_FAILURES.labels(code=error.reason).inc()
         self._failures += 1
         delay = self._backoff.delay(self._failures)
-        self._resume_at = max(self._resume_at, loop.time() + delay)
-        if self._healthy.is_set():
-            # One line per outage, not per batch: the probe says when it is over.
-            log.warning(
-                "clickhouse insert failed, backing off",
+        if self._closing:
+            raise _ShuttingDown(self._shutdown_error(delay))
+        if batch.held_since is None:
+            batch.held_since = time.monotonic()
+            if not self._held:
+                metrics.HOLDS.inc()
+                log.warning(
+                    "clickhouse failed an insert, holding the batch and retrying in place",
+                    extra={
+                        "reason": error.reason,
+                        "error": error.detail,
+                        "server_code": error.server_code,
+                        "rows": len(batch.rows),
+                        "retry_in": round(delay, 2),
+                    },
+                )
+            self._held.add(batch)
+            metrics.HELD_ROWS.inc(len(batch.rows))
+            self._update_ready()
+        else:
+            log.debug(
+                "held insert failed again",
                 extra={"reason": error.reason, "error": error.detail, "retry_in": round(delay, 2)},
             )
-        self._healthy.clear()
-        self._update_ready()
-        if (self._probe_task is None or self._probe_task.done()) and not self._closed:
-            self._probe_task = loop.create_task(self._probe())
-        return error.with_retry_after(max(delay, self._resume_at - loop.time()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        if self._closing:
+            raise _ShuttingDown(self._shutdown_error(delay))
 
-    def _backing_off(self) -> InsertError:
-        remaining = max(0.0, self._resume_at - asyncio.get_running_loop().time())
-        return InsertError(
-            "backing_off",
-            "ClickHouse failed recently; not trying again yet",
-            transient=True,
-            retry_after=max(remaining, self._backoff.initial),
-        )
-
-    async def _probe(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            wait = self._resume_at - loop.time()
-            if wait > 0:
-                # The backoff itself: the probe is the only thing waiting, close() cancels it.
-                await asyncio.sleep(wait)
-            if self._probe_client is None:
-                self._probe_client = self._new_client()
-            self._probe_work = loop.run_in_executor(
-                self._executor, self._ping_blocking, self._probe_client
-            )
-            try:
-                # Shielded: a cancelled probe leaves the ping running; close() waits for it.
-                await asyncio.shield(self._probe_work)
-            except Exception:  # noqa: BLE001 - any failure means "not yet"
-                self._failures += 1
-                self._resume_at = loop.time() + self._backoff.delay(self._failures)
-                continue
-            log.info("clickhouse reachable again, resuming inserts")
-            self._healthy.set()
-            self._update_ready()
+    def _unhold(self, batch: _Batch, *, stored: bool) -> None:
+        since = batch.held_since
+        if since is None:
             return
+        batch.held_since = None
+        self._held.discard(batch)
+        metrics.HELD_ROWS.dec(len(batch.rows))
+        if stored and not self._held:
+            log.warning(
+                "clickhouse accepts inserts again",
+                extra={"held_seconds": round(time.monotonic() - since, 2)},
+            )
+        self._update_ready()
 
-    @staticmethod
-    def _ping_blocking(client: InsertClient) -> None:
-        client.execute("SELECT 1")
+    def _held_seconds(self) -> float:
+        if not self._held:
+            return 0.0
+        now = time.monotonic()
+        return max(now - (batch.held_since or now) for batch in self._held)
+
+    def _shutdown_error(self, retry_after: float | None = None) -> InsertError:
+        return InsertError(
+            HELD_AT_SHUTDOWN,
+            "the writer shut down before ClickHouse stored these rows",
+            fault=Fault.STORE,
+            retry_after=retry_after or self._backoff.initial,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send everything buffered (and waiting for room) and wait for every INSERT to end.
-
-        Never raises for failed INSERTs: their callers' futures carry the errors.
-        """
+        """Send everything buffered (and waiting for room) and wait until every batch is
+        settled: stored, or (after shutdown began) given back."""
         while True:
             self._seal()
             if not self._tasks:
@@ -433,45 +612,76 @@ class BatchWriter:
                 return
             await asyncio.wait(set(self._tasks))
 
-    async def run(self, token: ShutdownToken) -> None:
-        """Host the writer as a runner process: when ``token`` is set, flush and return.
+    async def run(self, token: ShutdownSignal) -> None:
+        """Host the writer as a runner process: when ``token`` is set, stop holding, give
+        ``shutdown_timeout`` to what is inserting, flush, and return.
 
         Latency flushes run on loop timers whether or not this is hosted.
         """
         await token.wait()
+        self.shut_down()
         await self.flush()
 
-    async def close(self) -> None:
-        """Flush, stop probing, disconnect. Idempotent; ``add`` fails (transient) afterwards."""
+    def shut_down(self) -> None:
+        """Shutdown began: held batches are given back at once (their ``add`` futures fail,
+        the store's fault), and what is inserting gets ``shutdown_timeout`` before its rows
+        are given back too. New rows are inserted at once, within the same budget."""
         if self._closing:
-            await self._closed_event.wait()
             return
         self._closing = True
+        self._stop_at = _now() + self._shutdown_timeout
         self._ready.set()  # nobody should wait for a writer that is going away
+        self._wake.set()
+        for timeout in self._attempts:
+            when = timeout.when()
+            if when is None or when > self._stop_at:
+                timeout.reschedule(self._stop_at)
+        self._seal()
+
+    async def close(self) -> None:
+        """Shut down (as :meth:`run` does when its token is set), then disconnect.
+        Idempotent."""
+        if self._closed_event.is_set():
+            return
+        self.shut_down()
         try:
             await self.flush()
         finally:
-            self._closed = True
-            await self._shutdown()
+            clients, self._idle_clients = self._idle_clients, []
+            for client in clients:
+                _disconnect(client)
+            self._executor.shutdown(wait=False)
             self._closed_event.set()
 
-    async def _shutdown(self) -> None:
-        if self._probe_task is not None:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
-        clients = [*self._idle_clients]
-        if self._probe_work is not None and not self._probe_work.done():
-            # A ping against a dead host can take connect_timeout; don't hold shutdown for it.
-            await asyncio.wait({self._probe_work}, timeout=1.0)
-        work = self._probe_work
-        if work is not None and work.done() and not work.cancelled():
-            work.exception()  # retrieved: a failed last ping is no news
-        if self._probe_client is not None and (self._probe_work is None or self._probe_work.done()):
-            clients.append(self._probe_client)
-        self._idle_clients.clear()
-        self._probe_client = None
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.disconnect()
-        self._executor.shutdown(wait=False)
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _settle(
+    groups: list[tuple[asyncio.Future[tuple[Rejected, ...]], int]],
+    *,
+    bad: dict[int, InsertError] | None = None,
+    error: InsertError | None = None,
+) -> None:
+    offset = 0
+    for future, count in groups:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            elif not bad:
+                future.set_result(_NO_ROWS)
+            else:
+                future.set_result(
+                    tuple(
+                        Rejected(index - offset, bad[index])
+                        for index in range(offset, offset + count)
+                        if index in bad
+                    )
+                )
+        offset += count
+
+
+def _disconnect(client: InsertClient) -> None:
+    with contextlib.suppress(Exception):
+        client.disconnect()

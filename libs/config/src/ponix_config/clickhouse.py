@@ -43,7 +43,30 @@ class ClickHouseSettings(PonixSettings):
         ge=1,
         description="Rows buffered or being inserted; when reached, fetching waits (backpressure).",
     )
-    insert_timeout: float = Field(30.0, gt=0, description="Seconds one INSERT may take.")
+    max_in_flight_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Payload bytes buffered, held or being inserted (and delivered by NATS but "
+        "not yet settled); when reached, fetching waits. Bounds memory through a store outage.",
+    )
+    insert_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds one INSERT attempt may take; a slower one is retried with the same "
+        "rows and dedup token.",
+    )
+    retry_max_delay: float = Field(
+        30.0,
+        gt=0,
+        description="Cap of the backoff between attempts of an INSERT that ClickHouse refused or "
+        "failed; the batch is held and retried until it is stored or shutdown comes.",
+    )
+    insert_quorum: int = Field(
+        0,
+        ge=0,
+        description="insert_quorum for replicated tables: the INSERT returns once this many "
+        "replicas have the data (0: the server's default, one replica).",
+    )
 
     migrations_dir: Path | None = Field(
         None,

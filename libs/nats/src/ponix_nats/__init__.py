@@ -5,10 +5,11 @@ Nothing outside this package imports its modules directly: use the names re-expo
 
 from ponix_nats.connection import connect, tls_context
 from ponix_nats.consumer import (
+    PROCESSOR_FAILED,
     BackpressureProcessor,
     BatchConsumer,
     BatchProcessor,
-    ShutdownSignal,
+    decide,
 )
 from ponix_nats.dead_letter import (
     DeadLetter,
@@ -26,7 +27,7 @@ from ponix_nats.errors import (
     ProvisioningError,
     PublishError,
 )
-from ponix_nats.outcome import ACK, Ack, Nak, Outcome, ProcessingResult, Term, nak_delay
+from ponix_nats.outcome import ACK, Ack, Nak, Outcome, ProcessingResult, Term
 from ponix_nats.producer import EnvelopeProducer, PublishAck, SerializableEnvelope
 from ponix_nats.provisioning import (
     ProvisionedTopology,
@@ -35,6 +36,14 @@ from ponix_nats.provisioning import (
     ensure_jetstream,
     stream_config,
 )
+from ponix_nats.settle import (
+    DEAD_LETTER_FAILED,
+    DeadLetters,
+    Settled,
+    SettlePolicy,
+    keep_alive,
+    settle,
+)
 
 __all__ = (
     "ACK",
@@ -42,15 +51,18 @@ __all__ = (
     "BackpressureProcessor",
     "BatchConsumer",
     "BatchProcessor",
+    "DEAD_LETTER_FAILED",
     "DeadLetter",
     "DeadLetterNotFoundError",
     "DeadLetterPublisher",
+    "DeadLetters",
     "EnvelopeProducer",
     "Nak",
     "NatsAuthError",
     "NatsError",
     "NatsUnavailableError",
     "Outcome",
+    "PROCESSOR_FAILED",
     "ProcessingResult",
     "ProvisionedTopology",
     "ProvisioningError",
@@ -58,16 +70,19 @@ __all__ = (
     "PublishError",
     "Redriven",
     "SerializableEnvelope",
-    "ShutdownSignal",
+    "SettlePolicy",
+    "Settled",
     "Term",
     "connect",
     "consumer_config",
+    "decide",
     "dlq_stream_config",
     "ensure_jetstream",
     "get_dead_letter",
+    "keep_alive",
     "list_dead_letters",
-    "nak_delay",
     "redrive",
+    "settle",
     "stream_config",
     "tls_context",
 )

@@ -9,9 +9,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, overload
 
-# 2**62 seconds is beyond any cap anyone configures; it keeps the float math finite.
-_MAX_EXPONENT: Final = 62
-
 
 @dataclass(frozen=True, slots=True)
 class Ack:
@@ -20,12 +17,18 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Nak:
-    """A transient failure: redeliver after ``delay`` seconds, or after the consumer's
-    exponential backoff when ``delay`` is None."""
+    """Redeliver after ``delay`` seconds, or after the consumer's exponential backoff when
+    ``delay`` is None.
+
+    ``counted``: the failure was the message's own (a processor crash), so the delivery counts
+    toward ``NATS_MAX_DELIVER`` and the last one is dead-lettered. A store's failure (the
+    writer still held the batch at shutdown) is not counted: such a nak never dead-letters.
+    """
 
     code: str
     error: str
     delay: float | None = None
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +92,11 @@ class ProcessingResult:
         return cls(Uniform(ACK, n))
 
     @classmethod
-    def nak_all(cls, n: int, code: str, error: str, delay: float | None = None) -> ProcessingResult:
-        """All ``n`` messages failed transiently (the store is down); one shared ``Nak``."""
-        return cls(Uniform(Nak(code, error, delay), n))
+    def nak_all(
+        cls, n: int, code: str, error: str, delay: float | None = None, *, counted: bool = True
+    ) -> ProcessingResult:
+        """All ``n`` messages are to be redelivered; one shared ``Nak``."""
+        return cls(Uniform(Nak(code, error, delay, counted), n))
 
     def __len__(self) -> int:
         return len(self.outcomes)
-
-
-def nak_delay(deliveries: int, initial: float, maximum: float) -> float:
-    """Exponential backoff for a message delivered ``deliveries`` times (1 on first delivery):
-    ``min(initial * 2 ** (deliveries - 1), maximum)``."""
-    exponent = min(max(deliveries - 1, 0), _MAX_EXPONENT)
-    return min(initial * float(2**exponent), maximum)

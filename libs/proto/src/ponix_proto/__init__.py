@@ -22,6 +22,7 @@ from ponix_proto._generated.bp2.google.protobuf import Struct
 from ponix_proto._generated.bp2.ponix.envelope.v1 import ProcessedEnvelope
 from ponix_proto._ids import (
     ENVELOPE_ID_NAMESPACE,
+    MSG_ID_HEADER,
     deterministic_envelope_id,
     envelope_id_timestamp,
     new_envelope_id,
@@ -30,6 +31,7 @@ from ponix_proto._ids import (
 
 __all__ = (
     "ENVELOPE_ID_NAMESPACE",
+    "MSG_ID_HEADER",
     "ProcessedEnvelope",
     "Struct",
     "deterministic_envelope_id",

@@ -28,11 +28,16 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = (
     "ENVELOPE_ID_NAMESPACE",
+    "MSG_ID_HEADER",
     "deterministic_envelope_id",
     "envelope_id_timestamp",
     "new_envelope_id",
     "parse_envelope_id",
 )
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+"""The NATS header that carries the envelope id: JetStream's duplicate window drops a repeat of
+it, which makes publishing idempotent. The one definition every part of Ponix uses."""
 
 ENVELOPE_ID_NAMESPACE = uuid.UUID("5d0a6f3e-9b1c-4c7a-8e2f-6a41b3c9d702")
 """Mixed into :func:`deterministic_envelope_id`'s hash; never change it (ids would change)."""

@@ -3,6 +3,7 @@
 See ``ponix_runner.runner`` for the lifecycle and ``ExitCode`` for the exit-code table.
 """
 
+from ponix_runner.backoff import Backoff
 from ponix_runner.deadline import Deadline
 from ponix_runner.errors import (
     AlreadyStartedError,
@@ -20,11 +21,13 @@ from ponix_runner.result import (
     ShutdownReason,
 )
 from ponix_runner.runner import CloserFn, ProcessFn, Runner
+from ponix_runner.shutdown import ShutdownSignal
 from ponix_runner.startup import wait_until_available
 from ponix_runner.token import ShutdownToken
 
 __all__ = (
     "AlreadyStartedError",
+    "Backoff",
     "CloserFn",
     "CloserOutcome",
     "CloserStatus",
@@ -37,6 +40,7 @@ __all__ = (
     "Runner",
     "RunnerError",
     "ShutdownReason",
+    "ShutdownSignal",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",

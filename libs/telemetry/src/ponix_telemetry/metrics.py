@@ -51,3 +51,25 @@ IN_FLIGHT_ROWS = Gauge(
 LAST_INSERT_AT = Gauge(
     "ponix_last_insert_at_seconds", "Unix time of the last successful insert (UTC)."
 )
+IN_FLIGHT_BYTES = Gauge(
+    "ponix_in_flight_bytes", "Payload bytes of the rows buffered, held or being inserted (bounded)."
+)
+CONSUMER_IN_FLIGHT_BYTES = Gauge(
+    "ponix_consumer_in_flight_bytes",
+    "Payload bytes of the messages delivered to the consumer and not yet settled (bounded).",
+)
+HELD_ROWS = Gauge(
+    "ponix_held_rows",
+    "Rows the writer holds because ClickHouse refuses or fails their insert; retried in place.",
+)
+HELD_SECONDS = Gauge(
+    "ponix_held_seconds", "Seconds the oldest held batch has been held (0 when none is)."
+)
+HOLDS = Counter(
+    "ponix_holds", "Times the writer started holding because ClickHouse failed an insert."
+)
+ROWS_REJECTED = Counter(
+    "ponix_rows_rejected",
+    "Rows ClickHouse rejected for their own content, isolated and dead-lettered, by reason.",
+    ["code"],
+)

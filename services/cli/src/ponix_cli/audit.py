@@ -41,8 +41,9 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
 
+    from ponix_clickhouse import RowBuilder
     from ponix_config import ClickHouseSettings, NatsSettings
-    from ponix_ingester import IngesterSettings, RowBuilder
+    from ponix_ingester import IngesterSettings
 
 # Reading the stream stops when nothing arrives for this long (removed messages).
 STALL_TIMEOUT: Final = 5.0
@@ -217,8 +218,7 @@ def _row_builder(
     client: ClickHouseClient, clickhouse: ClickHouseSettings, ingester: IngesterSettings
 ) -> RowBuilder:
     """The ingester's RowBuilder for the live table (``Ingester.start`` builds the same)."""
-    from ponix_clickhouse import read_table_layout
-    from ponix_ingester import RowBuilder, TimeRange
+    from ponix_clickhouse import RowBuilder, TimeRange, read_table_layout
 
     layout = read_table_layout(client, clickhouse.database, clickhouse.table)
     time_range = TimeRange.for_column_type(
@@ -245,7 +245,7 @@ class _Scan:
         self.poison: list[Poisoned] = []
 
     def add(self, msg: Msg, seq: int) -> None:
-        from ponix_ingester import Poison, fallback_key
+        from ponix_clickhouse import Poison
 
         self.read += 1
         code = self._dead.get(seq)
@@ -263,7 +263,7 @@ class _Scan:
             original = msg_id.removeprefix(self._redrive_prefix)
             if original.isdigit():
                 self._superseded.add(int(original))
-        built = self._builder.build(msg.data, msg, fallback_key)
+        built = self._builder.build(msg)
         if isinstance(built, Poison):
             self.poison.append(Poisoned(seq, built.code, built.reason))
             return

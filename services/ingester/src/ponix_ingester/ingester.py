@@ -1,6 +1,7 @@
 """The ingester component: migrations, ClickHouse, NATS, then consumer + writer under a runner.
 
-Start-up follows DESIGN §1: migrations, ClickHouse ping, NATS connect and provisioning. Each
+Start-up (docs/architecture.md, "Start-up"): migrations, ClickHouse ping, NATS connect and
+provisioning. Each
 waits for its server with backoff (as after a host reboot) until ``startup_deadline``.
 Shutdown: the consumer stops fetching and waits for its in-flight batches, which the writer
 stores (latency flushes keep running) so they are acked; then the closers flush what is left,
@@ -24,7 +25,9 @@ from nats.aio.client import Client as NatsClient
 from ponix_clickhouse import (
     BatchWriter,
     ClickHouseUnavailableError,
+    RowBuilder,
     TableLayout,
+    TimeRange,
     make_client,
     migrate,
     ping,
@@ -34,7 +37,6 @@ from ponix_clickhouse import (
 from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_ingester.pipe import WorkerConfig
 from ponix_ingester.processor import EnvelopeProcessor
-from ponix_ingester.rows import RowBuilder, TimeRange
 from ponix_ingester.settings import IngesterSettings
 from ponix_ingester.workers import WorkerPool
 from ponix_nats import BatchConsumer, NatsUnavailableError, connect, ensure_jetstream
@@ -54,6 +56,7 @@ class Ingester:
     """The writer, when rows are inserted in this process (``INGESTER_WORKERS=0``)."""
     probe: ClickHouseClient
     layout: TableLayout
+    clickhouse: ClickHouseSettings
     workers: WorkerPool | None = None
     """The worker processes that build and insert rows (``INGESTER_WORKERS`` >= 1)."""
 
@@ -101,20 +104,37 @@ class Ingester:
             )
             writer: BatchWriter | None = None
             workers: WorkerPool | None = None
+            # Rows given back at shutdown leave time to settle them within the grace period.
+            writer_shutdown = settings.shutdown_grace / 2
+            subjects = None if settings.trust_payload_org else nats
+            bound = clickhouse.max_in_flight_bytes
             if settings.workers:
                 config = WorkerConfig(
                     clickhouse=clickhouse,
-                    columns=layout.columns,
-                    dedup_tokens=layout.dedup_tokens,
+                    layout=layout,
                     max_envelope_bytes=settings.max_envelope_bytes,
                     time_range=time_range,
+                    subjects=subjects,
+                    shutdown_timeout=writer_shutdown,
                 )
                 workers = await WorkerPool.start(config, settings.workers, deadline)
-                consumer = BatchConsumer(nc, nats, workers, js=js)
+                consumer = BatchConsumer(nc, nats, workers, js=js, max_in_flight_bytes=bound)
             else:
-                writer = BatchWriter(clickhouse, layout.columns, dedup_tokens=layout.dedup_tokens)
-                builder = RowBuilder(max_bytes=settings.max_envelope_bytes, time_range=time_range)
-                consumer = BatchConsumer(nc, nats, EnvelopeProcessor(builder, writer), js=js)
+                writer = BatchWriter(
+                    clickhouse,
+                    layout.columns,
+                    server_version=layout.server_version,
+                    layout=layout,
+                    shutdown_timeout=writer_shutdown,
+                )
+                builder = RowBuilder(
+                    max_bytes=settings.max_envelope_bytes,
+                    time_range=time_range,
+                    subject_for=None if subjects is None else subjects.subject_for,
+                )
+                consumer = BatchConsumer(
+                    nc, nats, EnvelopeProcessor(builder, writer), js=js, max_in_flight_bytes=bound
+                )
         except BaseException:
             await nc.close()
             raise
@@ -126,7 +146,7 @@ class Ingester:
             consumer=nats.consumer,
             workers=settings.workers,
         )
-        return cls(nc, consumer, writer, probe, layout, workers)
+        return cls(nc, consumer, writer, probe, layout, clickhouse, workers)
 
     def register(self, runner: Runner) -> None:
         runner.add_process("consumer", self.consumer.run)
@@ -144,12 +164,24 @@ class Ingester:
             return self.nc.is_connected
 
         async def clickhouse_reachable() -> bool:
-            await ping(self.probe)
+            # A client of its own per probe: a probe abandoned at its timeout may still be
+            # using one in its thread, and a client is not thread-safe.
+            client = make_client(self.clickhouse)
+            try:
+                await ping(client)
+            finally:
+                await asyncio.to_thread(client.disconnect)
             return True
+
+        async def clickhouse_storing() -> bool:
+            # False while the writer holds a batch that ClickHouse refuses, even if it answers.
+            writer = self.writer
+            return writer is None or not writer.holding
 
         checks: dict[str, ReadinessCheck] = {
             "nats": nats_connected,
             "clickhouse": clickhouse_reachable,
+            "clickhouse_inserts": clickhouse_storing,
         }
         workers = self.workers
         if workers is not None:

@@ -7,10 +7,10 @@ list of 1000 envelope payloads costs the event loop ~0.1 µs per message to send
 Frames, a 4-byte big-endian length then a pickle:
 
 * ingester -> worker: a :class:`WorkerConfig` first, then ``(BATCH, id, payloads, msg_ids,
-  replies)`` per fetched batch; ``(FLUSH,)`` at shutdown: insert what is buffered now, and every
-  later batch at once (the consumer is waiting to ack its last batches). End of file means
-  "flush, report and exit".
-* worker -> ingester: ``(UP,)`` once configured; ``(DONE, id, BatchOutcome, accepting)`` per
+  replies, subjects)`` per fetched batch; ``(FLUSH,)`` at shutdown: stop holding, insert what is
+  buffered now, and every later batch at once (the consumer is waiting to settle its last
+  batches). End of file means "flush, report and exit".
+* worker -> ingester: ``(UP,)`` once configured; ``(DONE, id, ProcessingResult, accepting)`` per
   batch, ``accepting`` being whether the writer takes more rows (backpressure); ``(ACCEPTING,)``
   when it does again; ``(METRICS, increments, gauges)``, what changed in the writer's metrics
   (:mod:`ponix_ingester.worker_metrics`), before each ``DONE`` and every second, if anything.
@@ -24,8 +24,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ponix_config import ClickHouseSettings
-from ponix_ingester.rows import TimeRange
+from ponix_clickhouse import TableLayout, TimeRange
+from ponix_config import ClickHouseSettings, NatsSettings
 
 BATCH: Final = "batch"
 FLUSH: Final = "flush"
@@ -44,10 +44,12 @@ class WorkerConfig:
     """Everything a worker needs to build rows and insert them like the inline processor."""
 
     clickhouse: ClickHouseSettings
-    columns: tuple[str, ...]
-    dedup_tokens: bool
+    layout: TableLayout
     max_envelope_bytes: int
     time_range: TimeRange
+    subjects: NatsSettings | None
+    """Binds each envelope's organization to its subject; None trusts the payload."""
+    shutdown_timeout: float
 
 
 def write_frame(writer: asyncio.StreamWriter, message: Any) -> None:
@@ -63,7 +65,7 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
 
 
 def stream_sequence_key(reply: str) -> str:
-    """``"<stream>:<stream sequence>"`` from a JetStream ack subject, as ``fallback_key`` makes
+    """``"<stream>:<stream sequence>"`` from a JetStream ack subject, as ``delivery_key`` makes
     it from ``Msg.metadata``: ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`` (9 tokens)
     or ``$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>...`` (11 or 12)."""
     tokens = reply.split(".")

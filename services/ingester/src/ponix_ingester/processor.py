@@ -1,81 +1,29 @@
 """The ingester's batch processor: rows to the writer, one outcome per message.
 
-Poison is termed (and dead-lettered by the consumer) whatever happens to the rest of the batch;
-the stored rows are acked only after the insert that holds them returned.
+The straight line (docs/architecture.md, "The data path"): the consumer pulls a batch, this
+builds a row per message (``ponix_clickhouse.RowBuilder``), hands the rows to the
+``BatchWriter``, and returns a ``ProcessingResult`` that the consumer settles.
 
-The same :meth:`EnvelopeProcessor.store` runs in the event loop's process (``INGESTER_WORKERS=0``)
-and in a worker process (:mod:`ponix_ingester.worker`); its :class:`BatchOutcome` is small enough
-to cross the pipe back, and turns into the consumer's ``ProcessingResult`` the same way in both.
+* Poison (undecodable, invalid, too large, on another organization's subject) is termed and
+  dead-lettered, whatever happens to the rest of the batch.
+* Stored rows are acked, only after the insert that holds them returned.
+* Rows ClickHouse rejected for their own content are termed with its code and message.
+* The writer holds a batch through any failure of the store; only when shutdown comes first are
+  the rows given back: nakked with a delay and not counted against ``NATS_MAX_DELIVER``.
+
+The same processor runs in a worker process (``INGESTER_WORKERS`` >= 1), and its result crosses
+the pipe as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Final
 
-from ponix_clickhouse import BatchWriter, InsertError
-from ponix_ingester.rows import Poison, Row, RowBuilder
+from ponix_clickhouse import BatchWriter, Delivery, InsertError, Poison, Row, RowBuilder
 from ponix_nats import ACK, Nak, Outcome, ProcessingResult, Term
 
-MSG_ID_HEADER = "Nats-Msg-Id"
-
-M = TypeVar("M")
-
-
-class _Metadata(Protocol):
-    @property
-    def stream(self) -> str: ...
-    @property
-    def sequence(self) -> _Sequence: ...
-
-
-class _Sequence(Protocol):
-    @property
-    def stream(self) -> int: ...
-
-
-class Delivery(Protocol):
-    """What the processor reads of a fetched message (``nats.aio.msg.Msg`` has it)."""
-
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def headers(self) -> dict[str, str] | None: ...
-    @property
-    def metadata(self) -> _Metadata: ...
-
-
-def fallback_key(msg: Delivery) -> str:
-    """The stable key an envelope without an id is named by: ``Nats-Msg-Id``, else stream:seq."""
-    headers = msg.headers
-    if headers:
-        msg_id = headers.get(MSG_ID_HEADER)
-        if msg_id:
-            return msg_id
-    meta = msg.metadata
-    return f"{meta.stream}:{meta.sequence.stream}"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What became of a batch of ``size`` messages: the poison among them by index, and why the
-    insert of the others failed (``None``: stored)."""
-
-    size: int
-    poison: tuple[tuple[int, str, str], ...] = ()
-    """``(index, code, reason)`` of each poison message."""
-    failure: tuple[str, str, float | None] | None = None
-    """``(code, error, retry_after)`` of a failed insert: the stored messages are nakked."""
-
-    def result(self) -> ProcessingResult:
-        if not self.poison and self.failure is None:
-            return ProcessingResult.ack_all(self.size)
-        stored: Outcome = ACK if self.failure is None else Nak(*self.failure)
-        outcomes: list[Outcome] = [stored] * self.size
-        for index, code, reason in self.poison:
-            outcomes[index] = Term(code, reason)
-        return ProcessingResult(outcomes)
+ROW_REJECTED: Final = "clickhouse.row_rejected"
 
 
 class EnvelopeProcessor:
@@ -86,35 +34,50 @@ class EnvelopeProcessor:
         self._writer = writer
 
     async def ready(self) -> None:
-        """Returns when the writer accepts rows; waits out a ClickHouse outage."""
+        """Returns when the writer accepts rows; waits while it holds a batch."""
         await self._writer.ready()
 
     async def process(self, msgs: Sequence[Delivery]) -> ProcessingResult:
-        # The key is only needed for envelopes without an id; deriving it parses headers or
-        # the reply subject, so it is computed lazily inside build().
-        outcome = await self.store([msg.data for msg in msgs], msgs, fallback_key)
-        return outcome.result()
-
-    async def store(
-        self, payloads: Sequence[bytes], sources: Sequence[M], key_of: Callable[[M], str]
-    ) -> BatchOutcome:
-        """Build a row from each payload, insert them, and say what became of each;
-        ``key_of(sources[i])`` names payload ``i`` if its envelope has no id."""
         rows: list[Row] = []
         nbytes = 0
-        poison: list[tuple[int, str, str]] = []
+        # Index of each row's message; only built once a message is poison (rare).
+        sources: list[int] | None = None
+        outcomes: list[Outcome] | None = None
         build = self._builder.build
-        for index, data in enumerate(payloads):
-            built = build(data, sources[index], key_of)
-            if isinstance(built, Poison):
-                poison.append((index, built.code, built.reason))
+        for index, msg in enumerate(msgs):
+            built = build(msg)
+            if type(built) is Poison:
+                if outcomes is None:
+                    outcomes = [ACK] * len(msgs)
+                    sources = list(range(index))
+                outcomes[index] = Term(built.code, built.reason)
             else:
-                rows.append(built)
-                nbytes += len(data)
-        failure: tuple[str, str, float | None] | None = None
+                rows.append(built)  # type: ignore[arg-type]
+                nbytes += len(msg.data)
+                if sources is not None:
+                    sources.append(index)
         if rows:
             try:
-                await self._writer.add(rows, nbytes)
+                rejected = await self._writer.add(rows, nbytes)
             except InsertError as exc:
-                failure = (exc.code, str(exc), exc.retry_after)
-        return BatchOutcome(len(payloads), tuple(poison), failure)
+                # Shutdown came while the store still failed these rows: give them back.
+                nak = Nak(f"clickhouse.{exc.reason}", str(exc), exc.retry_after, counted=False)
+                if outcomes is None:
+                    return ProcessingResult.nak_all(
+                        len(msgs), nak.code, nak.error, nak.delay, counted=False
+                    )
+                for position in range(len(rows)):
+                    outcomes[position if sources is None else sources[position]] = nak
+                return ProcessingResult(outcomes)
+            if rejected:
+                if outcomes is None:
+                    outcomes = [ACK] * len(msgs)
+                for row in rejected:
+                    error = row.error
+                    code = "" if error.server_code is None else f" (code {error.server_code})"
+                    reason = f"{error.reason}{code}: {error.detail}"
+                    position = row.index if sources is None else sources[row.index]
+                    outcomes[position] = Term(ROW_REJECTED, reason)
+        if outcomes is None:
+            return ProcessingResult.ack_all(len(msgs))
+        return ProcessingResult(outcomes)

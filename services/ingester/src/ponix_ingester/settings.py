@@ -27,6 +27,12 @@ class IngesterSettings(PonixSettings):
         4.0, gt=0, description="Seconds for in-flight batches to be stored and acked on shutdown."
     )
     migrate: bool = Field(True, description="Apply ClickHouse migrations at start-up.")
+    trust_payload_org: bool = Field(
+        False,
+        description="Store an envelope's organization_id whatever subject it came on. Off by "
+        "default: an envelope on another organization's subject is dead-lettered "
+        "(envelope.subject_mismatch), so publish permissions per subject bind the tenant.",
+    )
     workers: int = Field(
         0,
         ge=0,

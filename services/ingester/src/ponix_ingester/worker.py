@@ -2,7 +2,7 @@
 
 It runs the same :class:`EnvelopeProcessor` (``RowBuilder`` + ``BatchWriter``) as the inline
 ingester, on the batches the ingester's event loop fetched, and sends back each batch's
-:class:`BatchOutcome`; the ingester then acks, naks and terms. So the event loop only fetches
+:class:`~ponix_nats.ProcessingResult`; the ingester then settles it. So the event loop only fetches
 and acks, and row building and inserting use another core.
 
 Lifecycle: the ingester owns it. It reads its :class:`WorkerConfig` and batches from stdin
@@ -26,11 +26,11 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Final
+from typing import Any, Final
 
 import uvloop
 
-from ponix_clickhouse import BatchWriter
+from ponix_clickhouse import BatchWriter, RowBuilder
 from ponix_config import TelemetrySettings, load_settings
 from ponix_ingester.pipe import (
     ACCEPTING,
@@ -45,8 +45,8 @@ from ponix_ingester.pipe import (
     write_frame,
 )
 from ponix_ingester.processor import EnvelopeProcessor
-from ponix_ingester.rows import RowBuilder
 from ponix_ingester.worker_metrics import MetricsTracker
+from ponix_proto import MSG_ID_HEADER
 from ponix_telemetry import configure_logging, get_logger
 
 log = get_logger(__name__)
@@ -54,14 +54,46 @@ log = get_logger(__name__)
 METRICS_EVERY: Final = 1.0
 
 
+class _Piped:
+    """A message as it crossed the pipe: what ``RowBuilder.build`` reads of a delivery. The
+    name of an envelope without an id is its Nats-Msg-Id, else stream:sequence from its reply
+    subject (the ``metadata`` the builder would otherwise parse)."""
+
+    __slots__ = ("_id", "_reply", "data", "subject")
+
+    def __init__(self, data: bytes, msg_id: str | None, reply: str, subject: str) -> None:
+        self.data = data
+        self.subject = subject
+        self._id = msg_id
+        self._reply = reply
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {MSG_ID_HEADER: self._id or stream_sequence_key(self._reply)}
+
+    @property
+    def metadata(self) -> Any:  # never read: headers always name the message
+        raise AttributeError("metadata")
+
+
 class _Worker:
     def __init__(self, config: WorkerConfig, out: asyncio.StreamWriter) -> None:
         self.out = out
+        layout = config.layout
         self.writer = BatchWriter(
-            config.clickhouse, config.columns, dedup_tokens=config.dedup_tokens
+            config.clickhouse,
+            layout.columns,
+            server_version=layout.server_version,
+            layout=layout,
+            shutdown_timeout=config.shutdown_timeout,
         )
+        subjects = config.subjects
         self.processor = EnvelopeProcessor(
-            RowBuilder(max_bytes=config.max_envelope_bytes, time_range=config.time_range),
+            RowBuilder(
+                max_bytes=config.max_envelope_bytes,
+                time_range=config.time_range,
+                subject_for=None if subjects is None else subjects.subject_for,
+            ),
             self.writer,
         )
         # The writer's metrics: counted here, exported there. Made before the first insert: it
@@ -72,10 +104,16 @@ class _Worker:
         self.draining = False
 
     def submit(
-        self, batch_id: int, payloads: list[bytes], ids: list[str | None], replies: list[str]
+        self,
+        batch_id: int,
+        payloads: list[bytes],
+        ids: list[str | None],
+        replies: list[str],
+        subjects: list[str],
     ) -> None:
+        msgs = [_Piped(data, ids[i], replies[i], subjects[i]) for i, data in enumerate(payloads)]
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._store(batch_id, payloads, ids, replies))
+        task = loop.create_task(self._store(batch_id, msgs))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         if self.draining:
@@ -88,16 +126,17 @@ class _Worker:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _store(
-        self, batch_id: int, payloads: list[bytes], ids: list[str | None], replies: list[str]
-    ) -> None:
-        def key_of(index: int) -> str:
-            return ids[index] or stream_sequence_key(replies[index])
+    def shut_down(self) -> None:
+        """Shutdown began: stop holding (held rows are given back) and insert what is left."""
+        self.draining = True
+        self.writer.shut_down()
+        self.flush()
 
+    async def _store(self, batch_id: int, msgs: list[_Piped]) -> None:
         try:
-            outcome: object = await self.processor.store(payloads, range(len(payloads)), key_of)
+            outcome: object = await self.processor.process(msgs)
         except Exception as exc:  # the ingester naks the batch, as inline
-            log.exception("batch failed in the worker", messages=len(payloads))
+            log.exception("batch failed in the worker", messages=len(msgs))
             outcome = f"{type(exc).__name__}: {exc}"
         accepting = self.writer.accepting
         # The metrics first: once the ingester has acked, they already count this batch's insert.
@@ -176,11 +215,10 @@ async def _serve(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> Non
             except asyncio.IncompleteReadError:
                 break
             if frame[0] == BATCH:
-                _, batch_id, payloads, ids, replies = frame
-                worker.submit(batch_id, payloads, ids, replies)
+                _, batch_id, payloads, ids, replies, subjects = frame
+                worker.submit(batch_id, payloads, ids, replies, subjects)
             elif frame[0] == FLUSH:
-                worker.draining = True
-                worker.flush()
+                worker.shut_down()
             else:
                 raise ValueError(f"unexpected frame {frame[0]!r}")
         await worker.finish()

@@ -2,7 +2,7 @@
 
 :class:`WorkerPool` is the consumer's processor: each fetched batch's payloads (with each
 message's ``Nats-Msg-Id`` and reply subject, for envelopes without an id) go down a pipe to the
-least busy worker, and its :class:`BatchOutcome` comes back; the event loop only pays for three
+least busy worker, and its ``ProcessingResult`` comes back; the event loop only pays for three
 list comprehensions and a pickle per batch. Backpressure crosses the pipe too: a worker whose
 writer is full or backing off says so with each answer, and :meth:`WorkerPool.ready` waits
 until one accepts again.
@@ -39,9 +39,9 @@ from ponix_ingester.pipe import (
     read_frame,
     write_frame,
 )
-from ponix_ingester.processor import MSG_ID_HEADER, BatchOutcome
 from ponix_ingester.worker_metrics import MetricsSink, Report
 from ponix_nats import ProcessingResult
+from ponix_proto import MSG_ID_HEADER
 from ponix_runner import Deadline
 from ponix_telemetry import get_logger
 
@@ -225,11 +225,12 @@ class WorkerPool:
         payloads = [msg.data for msg in msgs]
         ids = [headers.get(MSG_ID_HEADER) if (headers := msg.headers) else None for msg in msgs]
         replies = [msg.reply for msg in msgs]
+        subjects = [msg.subject for msg in msgs]
         worker = min(self._workers, key=lambda w: (not w.accepting.is_set(), w.pending_messages))
         batch_id = next(self._ids)
-        outcome = await worker.submit(batch_id, (BATCH, batch_id, payloads, ids, replies))
-        if isinstance(outcome, BatchOutcome):
-            return outcome.result()
+        outcome = await worker.submit(batch_id, (BATCH, batch_id, payloads, ids, replies, subjects))
+        if isinstance(outcome, ProcessingResult):
+            return outcome
         raise WorkerError(f"{worker.name}: {outcome}")
 
     async def run(self, token: Any) -> None:

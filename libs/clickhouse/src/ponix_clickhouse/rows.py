@@ -1,6 +1,8 @@
-"""Envelope bytes to a ClickHouse row, on the hot path: upb decode, validation, Struct to JSON.
+"""Envelope bytes to a row of the envelope table, on the hot path: upb decode, validation,
+Struct to JSON. The ingester builds its rows here, and ``ponix audit`` its expectations.
 
-Every way an envelope can be poison has its own stable code, so the DLQ says exactly why.
+Every way an envelope can be poison has its own stable code, so the DLQ says exactly why
+(docs/architecture.md, "Failure classes").
 
 Cost (one 6-field ``data`` envelope, this machine): ~11 µs, of which upb parsing ~1.5 µs and the
 Struct's JSON text ~7 µs. The JSON is written straight from the Struct (no intermediate dict,
@@ -15,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
-from typing import Final, TypeVar
+from typing import Final, Protocol
 
-from ponix_proto import deterministic_envelope_id, pb
+from ponix_proto import MSG_ID_HEADER, deterministic_envelope_id, pb
 
-# One envelope's row, in the column order of ponix_clickhouse's envelope table:
+# One envelope's row, in the column order of ENVELOPE_COLUMNS:
 # (id, organization_id, end_device_id, occurred_at, processed_at, data). Timestamps are integers
 # in the column's unit (seconds for DateTime, milliseconds for DateTime64(3)): the driver takes
 # them as they are, where a datetime costs several microseconds each.
@@ -29,6 +31,7 @@ DECODE_FAILED: Final = "envelope.decode_failed"
 INVALID: Final = "envelope.invalid"
 TOO_LARGE: Final = "envelope.too_large"
 TIMESTAMP_OUT_OF_RANGE: Final = "envelope.timestamp_out_of_range"
+SUBJECT_MISMATCH: Final = "envelope.subject_mismatch"
 
 MAX_ID_LENGTH: Final = 128
 
@@ -68,24 +71,73 @@ class TimeRange:
         return cls(0, 4_294_967_296, scale)
 
 
-M = TypeVar("M")
+class _Sequence(Protocol):
+    @property
+    def stream(self) -> int: ...
+
+
+class _Metadata(Protocol):
+    @property
+    def stream(self) -> str: ...
+    @property
+    def sequence(self) -> _Sequence: ...
+
+
+class Delivery(Protocol):
+    """What a row is built from: a JetStream message (``nats.aio.msg.Msg`` has it all)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+    @property
+    def metadata(self) -> _Metadata: ...
+
+
+def delivery_key(msg: Delivery) -> str:
+    """The stable name of an envelope that came without an id: its ``Nats-Msg-Id``, else
+    ``<stream>:<stream sequence>``. Redeliveries keep both, so the derived id is stable."""
+    headers = msg.headers
+    if headers:
+        msg_id = headers.get(MSG_ID_HEADER)
+        if msg_id:
+            return msg_id
+    meta = msg.metadata
+    return f"{meta.stream}:{meta.sequence.stream}"
 
 
 class RowBuilder:
-    """Turns one message's payload into a ``Row`` or a ``Poison``; stateless apart from limits."""
+    """Turns one delivery into a ``Row`` or a ``Poison``; stateless apart from limits.
 
-    __slots__ = ("_high", "_low", "_max_bytes", "_range", "_scale")
+    ``subject_for``, when given, binds the tenant to the subject: an envelope whose
+    ``organization_id`` would be published on another subject than the one it came on is
+    poison (``envelope.subject_mismatch``), so a publisher allowed only on its own
+    organization's subject cannot write rows into another's.
+    """
 
-    def __init__(self, *, max_bytes: int, time_range: TimeRange) -> None:
+    __slots__ = ("_high", "_low", "_max_bytes", "_range", "_scale", "_subject_for", "_subjects")
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        time_range: TimeRange,
+        subject_for: Callable[[str], str] | None = None,
+    ) -> None:
         self._max_bytes = max_bytes
         self._range = time_range
         self._low = time_range.low
         self._high = time_range.high
         self._scale = time_range.scale
+        self._subject_for = subject_for
+        # organization_id -> its subject; organizations repeat, the mapping is a loop per char.
+        self._subjects: dict[str, str] = {}
 
-    def build(self, payload: bytes, source: M, key_of: Callable[[M], str]) -> Row | Poison:
-        """``key_of(source)`` names the message when the envelope has no id (its Nats-Msg-Id,
-        or stream:sequence); it is only called for such envelopes."""
+    def build(self, msg: Delivery) -> Row | Poison:
+        """The row of ``msg``, or why it can never be stored."""
+        payload = msg.data
         if len(payload) > self._max_bytes:
             return Poison(TOO_LARGE, f"{len(payload)} bytes exceeds the limit of {self._max_bytes}")
         try:
@@ -119,6 +171,19 @@ class RowBuilder:
             processed_at = done_seconds * scale + done_nanos * scale // _NANOS
         else:
             processed_at = occurred_at
+        organization = env.organization_id
+        if self._subject_for is not None:
+            expected = self._subjects.get(organization)
+            if expected is None:
+                expected = self._subject_for(organization)
+                if len(self._subjects) < _KEY_CACHE_SIZE:
+                    self._subjects[organization] = expected
+            if msg.subject != expected:
+                return Poison(
+                    SUBJECT_MISMATCH,
+                    f"organization_id {organization!r} belongs on {expected!r},"
+                    f" not {msg.subject!r}",
+                )
         envelope_id = env.id
         if len(envelope_id) > MAX_ID_LENGTH:
             return Poison(INVALID, f"id is longer than {MAX_ID_LENGTH} characters")
@@ -131,9 +196,9 @@ class RowBuilder:
             # a DateTime64 table takes times before 1970 that a UUIDv7 cannot carry.
             ms = min(max(seconds * 1000 + nanos // 1_000_000, 0), _MAX_ID_MS)
             envelope_id = deterministic_envelope_id(
-                key_of(source), _EPOCH + timedelta(milliseconds=ms)
+                delivery_key(msg), _EPOCH + timedelta(milliseconds=ms)
             )
-        return (envelope_id, env.organization_id, device, occurred_at, processed_at, data)
+        return (envelope_id, organization, device, occurred_at, processed_at, data)
 
 
 def struct_json(struct: pb.Struct) -> str:
