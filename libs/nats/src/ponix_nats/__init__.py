@@ -47,11 +47,12 @@ from ponix_nats.settle import (
 
 __all__ = (
     "ACK",
+    "DEAD_LETTER_FAILED",
+    "PROCESSOR_FAILED",
     "Ack",
     "BackpressureProcessor",
     "BatchConsumer",
     "BatchProcessor",
-    "DEAD_LETTER_FAILED",
     "DeadLetter",
     "DeadLetterNotFoundError",
     "DeadLetterPublisher",
@@ -62,7 +63,6 @@ __all__ = (
     "NatsError",
     "NatsUnavailableError",
     "Outcome",
-    "PROCESSOR_FAILED",
     "ProcessingResult",
     "ProvisionedTopology",
     "ProvisioningError",

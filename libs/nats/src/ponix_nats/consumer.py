@@ -361,7 +361,7 @@ async def decide(processor: BatchProcessor, msgs: Sequence[Msg]) -> ProcessingRe
         result = await processor.process(msgs)
         if len(result.outcomes) != len(msgs):
             detail = f"{len(result.outcomes)} outcomes for {len(msgs)} messages"
-            raise ValueError(detail)  # noqa: TRY301 - one path for every processor fault
+            raise ValueError(detail)
     except Exception as exc:
         log.exception(
             "processor failed, nakking the batch",
