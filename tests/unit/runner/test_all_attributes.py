@@ -23,6 +23,8 @@ PUBLIC = (
     "Runner",
     "RunnerError",
     "ShutdownReason",
+    "ShutdownSignal",
+    "ShutdownSource",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",

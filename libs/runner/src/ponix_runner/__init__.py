@@ -21,7 +21,7 @@ from ponix_runner.result import (
 )
 from ponix_runner.runner import CloserFn, ProcessFn, Runner
 from ponix_runner.startup import wait_until_available
-from ponix_runner.token import ShutdownToken
+from ponix_runner.token import ShutdownSignal, ShutdownSource, ShutdownToken
 
 __all__ = (
     "AlreadyStartedError",
@@ -37,6 +37,8 @@ __all__ = (
     "Runner",
     "RunnerError",
     "ShutdownReason",
+    "ShutdownSignal",
+    "ShutdownSource",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",
