@@ -15,6 +15,7 @@ EXPECTED = (
     "Nak",
     "NatsAuthError",
     "NatsError",
+    "NatsTlsError",
     "NatsUnavailableError",
     "Outcome",
     "ProcessingResult",
