@@ -109,8 +109,8 @@ def test_an_http_clickhouse_url_alone_is_refused_naming_the_native_port(
         load_settings(ClickHouseSettings)
     assert str(caught.value) == (
         "config.invalid: PONIX_CLICKHOUSE_URL='http://ponix-clickhouse:8123': value error, "
-        "this is ClickHouse's HTTP interface (port 8123); Ponix speaks the native protocol, "
-        "on port 9000 by default: use clickhouse://ponix-clickhouse:9000"
+        "not a clickhouse://host:port URL but ClickHouse's HTTP interface (port 8123); Ponix "
+        "speaks the native protocol, on port 9000 by default: use clickhouse://ponix-clickhouse:9000"
     )
 
 

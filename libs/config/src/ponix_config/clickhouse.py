@@ -103,9 +103,9 @@ class ClickHouseSettings(PonixSettings):
             native = f"{'clickhouses' if secure else 'clickhouse'}://{parts.hostname}:"
             native += "9440" if secure else "9000"
             msg = (
-                f"this is ClickHouse's HTTP interface (port {parts.port or 8123}); Ponix speaks "
-                f"the native protocol, on port {9440 if secure else 9000} by default: "
-                f"use {native}"
+                f"not a clickhouse://host:port URL but ClickHouse's HTTP interface (port "
+                f"{parts.port or 8123}); Ponix speaks the native protocol, on port "
+                f"{9440 if secure else 9000} by default: use {native}"
             )
             raise ValueError(msg)
         if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
