@@ -64,7 +64,8 @@ CloserFn = Callable[[], Awaitable[None]]
 # a forced shutdown skips a closer rather than starting it with a budget too small to use.
 _MIN_FORCED_CLOSER_BUDGET = 0.01
 
-# A SIGINT this soon after the previous one is taken for a forwarded copy of it, not Ctrl-C twice.
+# A SIGINT this soon after the one that started the shutdown is taken for a forwarded copy of it,
+# not for Ctrl-C twice.
 _SIGINT_ECHO = 0.5
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -133,7 +134,7 @@ class Runner:
         self._cancelled: list[str] = []
         self._handlers: list[tuple[signal.Signals, _Handler]] | None = None
         self._start_up: asyncio.Task[Any] | None = None
-        self._last_signal: tuple[signal.Signals, float] | None = None
+        self._first_signal: tuple[signal.Signals, float] | None = None
 
     def add_process(
         self, name: str, fn: ProcessFn, *, critical: bool = True, may_return: bool = False
@@ -436,9 +437,10 @@ class Runner:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         now = time.monotonic()
-        previous, self._last_signal = self._last_signal, (sig, now)
         if self._request(ShutdownReason.SIGNAL, sig.name):
+            self._first_signal = (sig, now)
             return
+        previous = self._first_signal
         # A SIGTERM to a process group reaches us once per process that forwards it (`uv run`,
         # a shell wrapper, systemd's KillMode=control-group): a repeat is the same request.
         # `uv run` without a TTY also forwards a group's SIGINT, 200 ms after the original.
