@@ -100,7 +100,7 @@ SERVICE_MODULES: Final[Mapping[ServiceName, str]] = {
     "producer": "ponix_producer",
 }
 READY_EVENT: Final = "service started"
-"""Logged by ``ponix_telemetry.serve`` once start-up is done: migrations applied, stream and
+"""Logged by ``ponix_service.serve`` once start-up is done: migrations applied, stream and
 consumer provisioned, processes about to run. Messages published after it are consumed."""
 
 # Variables a child must not inherit from the shell that runs pytest: the pipeline's env is
@@ -277,7 +277,7 @@ class LogLine:
 
     @property
     def event(self) -> str:
-        return str(self.fields.get("event", ""))
+        return str(self.fields.get("message", ""))
 
     @property
     def level(self) -> str:

@@ -149,13 +149,52 @@ def test_log_level_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_public_api_is_pinned() -> None:
     assert ponix_config.__all__ == (
+        "SEED_IGNORED",
         "ClickHouseSettings",
         "ConfigError",
+        "EnvironmentNotice",
         "InvalidSettingError",
         "NatsSettings",
+        "NoticeKind",
         "PonixSettings",
+        "SeedVariable",
         "SplitUrl",
         "TelemetrySettings",
+        "environment_notices",
         "load_settings",
         "split_credentials",
     )
+
+
+def test_health_and_metrics_listen_on_loopback_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings(TelemetrySettings).http_host == "127.0.0.1"
+    monkeypatch.setenv("HTTP_HOST", "0.0.0.0")
+    assert load_settings(TelemetrySettings).http_host == "0.0.0.0"
+
+
+def test_tls_files_or_a_tls_url_require_tls(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    assert not NatsSettings().tls_required
+    assert NatsSettings(url="tls://h:4222").tls_required
+    assert NatsSettings(url="nats://h:4222", tls_ca_file=ca).tls_required
+    assert NatsSettings(tls_handshake_first=True).tls_required
+    assert not ClickHouseSettings().secure
+    assert ClickHouseSettings(url="clickhouses://h").port == 9440
+    with_ca = ClickHouseSettings(url="clickhouse://h", tls_ca_file=ca)
+    assert (with_ca.secure, with_ca.port) == (True, 9440)
+
+
+def test_a_websocket_url_without_tls_is_refused_when_tls_is_required(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    with pytest.raises(ConfigError, match="use wss://"):
+        load_settings(NatsSettings, url="ws://h:8080", tls_ca_file=ca)
+
+
+def test_a_clickhouse_client_certificate_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLICKHOUSE_TLS_CERT_FILE", "/etc/ponix/client.pem")
+    with pytest.raises(ConfigError, match="CLICKHOUSE_TLS_KEY_FILE go together"):
+        load_settings(ClickHouseSettings)

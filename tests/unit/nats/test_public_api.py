@@ -17,6 +17,7 @@ EXPECTED = (
     "Nak",
     "NatsAuthError",
     "NatsError",
+    "NatsTlsError",
     "NatsUnavailableError",
     "Outcome",
     "PROCESSOR_FAILED",

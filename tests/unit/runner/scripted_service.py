@@ -1,7 +1,7 @@
 """A small service that test_service_process.py runs as a child process.
 
 It prints one line per event on stdout, so the parent can wait for a line before it signals.
-Usage: ``python scripted_service.py clean|forced|failing``.
+Usage: ``python scripted_service.py clean|forced|draining|failing``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ async def ready_then_stop(token: ShutdownToken) -> None:
     say("ready")
     await token.wait()
     say("token set")
+
+
+async def drains(token: ShutdownToken) -> None:
+    say("ready")
+    await token.wait()
+    say("token set")
+    await asyncio.sleep(1.0)  # the drain: twice the force budget
+    say("drained")
 
 
 async def hangs_forever(token: ShutdownToken) -> None:
@@ -56,6 +64,10 @@ def build(scenario: str) -> Runner:
         runner.add_process("stubborn", hangs_forever)
         runner.add_closer("hangs", closer("hangs", hang=True), timeout=30.0)
         runner.add_closer("late", closer("late"))
+    elif scenario == "draining":
+        runner = Runner(grace=5.0, force_budget=0.5)
+        runner.add_process("drains", drains)
+        runner.add_closer("flush", closer("flush"))
     elif scenario == "failing":
         runner = Runner(grace=2.0)
         runner.add_process("worker", ready_then_stop)

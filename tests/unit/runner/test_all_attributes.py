@@ -25,6 +25,7 @@ PUBLIC = (
     "RunnerError",
     "ShutdownReason",
     "ShutdownSignal",
+    "ShutdownSource",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",

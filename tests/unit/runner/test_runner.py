@@ -521,6 +521,70 @@ async def test_repeated_shutdown_calls_during_a_run_do_not_force_it() -> None:
     assert result.exit_code is ExitCode.OK
 
 
+async def test_a_repeated_sigterm_during_the_grace_period_is_the_same_request() -> None:
+    runner = Runner(grace=5.0, force_budget=0.2)
+    drained: list[str] = []
+
+    async def draining(token: ShutdownToken) -> None:
+        send(signal.SIGTERM)
+        await token.wait()
+        # What a process group's SIGTERM looks like behind `uv run` or a shell wrapper.
+        send(signal.SIGTERM)
+        send(signal.SIGTERM)
+        await asyncio.sleep(0.3)  # the drain: longer than the force budget
+        drained.append("draining")
+
+    async def close() -> None:
+        drained.append("closer")
+
+    runner.add_process("draining", draining)
+    runner.add_closer("flush", close)
+    result = await run_within(runner)
+
+    assert drained == ["draining", "closer"]
+    assert result.signal == "SIGTERM"
+    assert result.cancelled == ()
+    assert not result.forced
+    assert result.exit_code is ExitCode.OK
+
+
+async def test_a_sigint_forwarded_right_after_the_first_does_not_force() -> None:
+    runner = Runner(grace=5.0, force_budget=0.2)
+
+    async def draining(token: ShutdownToken) -> None:
+        send(signal.SIGINT)
+        await token.wait()
+        send(signal.SIGINT)  # `uv run` without a TTY forwards a group's SIGINT 200 ms later
+        await asyncio.sleep(0.3)
+
+    runner.add_process("draining", draining)
+    result = await run_within(runner)
+
+    assert result.cancelled == ()
+    assert not result.forced
+    assert result.exit_code is ExitCode.OK
+
+
+async def test_ctrl_c_twice_forces() -> None:
+    runner = Runner(grace=30.0, force_budget=0.2)
+
+    async def operator(token: ShutdownToken) -> None:
+        send(signal.SIGINT)
+        await token.wait()
+        await asyncio.sleep(0.6)  # a person's second Ctrl-C, past the forwarded-copy window
+        send(signal.SIGINT)
+        await forever()
+
+    runner.add_process("operator", operator)
+    started = time.monotonic()
+    result = await run_within(runner)
+
+    assert time.monotonic() - started < 2.0
+    assert result.forced
+    assert result.cancelled == ("operator",)
+    assert result.exit_code is ExitCode.FORCED
+
+
 async def test_a_second_signal_skips_the_grace_period_and_cuts_the_closers_short() -> None:
     force_budget = 0.3
     runner = Runner(grace=30.0, force_budget=force_budget)

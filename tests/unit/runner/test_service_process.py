@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -47,6 +48,7 @@ async def service(scenario: str) -> AsyncIterator[Child]:
         scenario,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so the tests can signal the group
     )
     try:
         yield Child(proc)
@@ -111,3 +113,26 @@ async def test_a_second_signal_forces_a_fast_exit_with_code_130() -> None:
         "failures ",
     ]
     assert "forcing shutdown" in logs
+
+
+async def test_sigterm_to_the_process_group_three_times_still_drains_and_exits_zero() -> None:
+    async with service("draining") as child:
+        await child.wait_for_line("ready")
+        group = os.getpgid(child.proc.pid)
+        os.killpg(group, signal.SIGTERM)
+        await child.wait_for_line("token set")
+        os.killpg(group, signal.SIGTERM)
+        os.killpg(group, signal.SIGTERM)
+        code, logs = await child.finish()
+
+    assert code == 0, logs
+    assert child.lines[-5:] == [
+        "drained",
+        "closer flush",
+        "reason signal forced False",
+        "closers flush=ok",
+        "failures ",
+    ]
+    assert "forcing shutdown" not in logs
+    # Two SIGTERMs pending at once are delivered as one (standard signals do not queue).
+    assert logs.count("signal ignored, shutdown already in progress") >= 1

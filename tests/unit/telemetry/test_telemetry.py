@@ -31,19 +31,64 @@ def restore_logging() -> object:
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_logs_are_json_lines_with_fields_off_a_tty() -> None:
+def test_logs_are_json_lines_with_the_keys_log_shippers_expect() -> None:
     out = io.StringIO()
-    configure_logging(TelemetrySettings(log_level="info", log_format="auto"), stream=out)
+    configure_logging(
+        TelemetrySettings(log_level="info", log_format="auto"),
+        stream=out,
+        service="ponix-ingester",
+        version="1.2.3",
+    )
     get_logger("ponix.test").info("batch stored", rows=12, table="processed_envelopes")
     logging.getLogger("nats.aio.client").warning("reconnecting", extra={"attempt": 3})
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert lines[0]["event"] == "batch stored"
+    assert lines[0]["message"] == "batch stored"
     assert lines[0]["rows"] == 12
     assert lines[0]["level"] == "info"
-    assert lines[0]["at"].endswith("Z")
-    assert lines[1]["event"] == "reconnecting"
+    assert lines[0]["timestamp"].endswith("Z")
+    assert lines[1]["message"] == "reconnecting"
     assert lines[1]["attempt"] == 3
     assert lines[1]["logger"] == "nats.aio.client"
+    for line in lines:
+        assert (line["service"], line["version"]) == ("ponix-ingester", "1.2.3")
+        assert "event" not in line
+        assert "at" not in line
+
+
+def _console_line(monkeypatch: pytest.MonkeyPatch, tty: bool, **env: str) -> str:
+    for name in ("NO_COLOR", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    out = Stream()
+    configure_logging(TelemetrySettings(log_format="console"), stream=out)
+    get_logger("ponix.test").warning("nats disconnected", url="nats://h:4222")
+    return out.getvalue()
+
+
+ANSI = "\x1b["
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_console_logs_are_coloured_on_a_tty_unless_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ANSI in _console_line(monkeypatch, tty=True)
+    plain = _console_line(monkeypatch, tty=True, NO_COLOR="1")
+    assert ANSI not in plain
+    assert "nats disconnected" in plain
+    assert ANSI not in _console_line(monkeypatch, tty=True, NO_COLOR="1", FORCE_COLOR="1")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_force_color_colours_console_logs_off_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ANSI not in _console_line(monkeypatch, tty=False)
+    assert ANSI in _console_line(monkeypatch, tty=False, FORCE_COLOR="1")
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -52,7 +97,7 @@ def test_log_level_filters_lower_levels() -> None:
     configure_logging(TelemetrySettings(log_level="warning", log_format="json"), stream=out)
     get_logger("ponix.test").info("not shown")
     get_logger("ponix.test").warning("shown")
-    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    events = [json.loads(line)["message"] for line in out.getvalue().splitlines()]
     assert events == ["shown"]
 
 
@@ -87,7 +132,6 @@ async def test_readyz_follows_the_checks_and_metrics_are_served() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert ponix_telemetry.__all__ == (
-        "Component",
         "HealthServer",
         "ListenError",
         "PortInUseError",
@@ -96,7 +140,6 @@ def test_public_api_is_pinned() -> None:
         "configure_logging",
         "get_logger",
         "metrics",
-        "serve",
     )
 
 

@@ -39,7 +39,19 @@ def make_client(
     ``database=""`` connects to the user's default database, for work that must happen before
     ``settings.database`` exists. Compression is off: on loopback and LAN links it costs more CPU
     than it saves (and needs the optional lz4 + clickhouse-cityhash packages).
+
+    With ``settings.secure`` (``clickhouses://``, a CA file or a client certificate) the socket
+    is wrapped in TLS, with the server's certificate and host name verified, before the
+    client's hello, which carries the user and password, is written.
     """
+    tls: dict[str, Any] = {}
+    if settings.secure:
+        tls["verify"] = True
+        if settings.tls_ca_file is not None:
+            tls["ca_certs"] = str(settings.tls_ca_file)
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            tls["certfile"] = str(settings.tls_cert_file)
+            tls["keyfile"] = str(settings.tls_key_file)
     return Client(
         host=settings.host,
         port=settings.port,
@@ -52,6 +64,7 @@ def make_client(
         compression=compression,
         client_name=CLIENT_NAME,
         settings=dict(query_settings or {}),
+        **tls,
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ponix_config.base import PonixSettings
+from ponix_config.seed import SeedVariable
 from ponix_config.urls import split_credentials
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -22,7 +23,8 @@ class ClickHouseSettings(PonixSettings):
 
     url: str = Field(
         "clickhouse://127.0.0.1:9000",
-        description="Native-protocol URL, clickhouse:// or clickhouses://; user:pass@ accepted.",
+        description="Native-protocol URL, clickhouse:// or clickhouses:// (TLS, port 9440); "
+        "user:pass@ accepted.",
     )
     user: str = Field("default", description="User name (or put it in CLICKHOUSE_URL).")
     password: SecretStr = Field(SecretStr(""), description="Password for CLICKHOUSE_USER.")
@@ -30,6 +32,13 @@ class ClickHouseSettings(PonixSettings):
     table: str = Field("processed_envelopes", pattern=_IDENT, description="Envelope table.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
     send_receive_timeout: float = Field(30.0, gt=0, description="Seconds a query may stall.")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle to verify the server; setting it requires TLS."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="Client certificate for mutual TLS; setting it requires TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="Client key for mutual TLS.")
 
     batch_max_rows: int = Field(5000, ge=1, description="Flush when a batch holds this many rows.")
     batch_max_bytes: int = Field(
@@ -74,6 +83,18 @@ class ClickHouseSettings(PonixSettings):
         "ponix-clickhouse (e.g. migrations/cluster).",
     )
 
+    seed_variables: ClassVar[tuple[SeedVariable, ...]] = (
+        SeedVariable("PONIX_CLICKHOUSE_USERNAME", "user"),
+        # RS's client spoke HTTP (PONIX_CLICKHOUSE_URL, port 8123) and its migrations the native
+        # protocol (PONIX_CLICKHOUSE_NATIVE_URL, host:port): the latter is the one for us.
+        SeedVariable(
+            "PONIX_CLICKHOUSE_NATIVE_URL",
+            "url",
+            lambda raw: _native_url(raw),
+            replaces_when=lambda ours: _is_http(ours),
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _lift_url_credentials(cls, data: object) -> object:
@@ -100,6 +121,16 @@ class ClickHouseSettings(PonixSettings):
         except ValueError:
             msg = f"{value!r} has an invalid port"
             raise ValueError(msg) from None
+        if _is_http(value) and parts.hostname:
+            secure = parts.scheme == "https"
+            native = f"{'clickhouses' if secure else 'clickhouse'}://{parts.hostname}:"
+            native += "9440" if secure else "9000"
+            msg = (
+                f"not a clickhouse://host:port URL but ClickHouse's HTTP interface (port "
+                f"{parts.port or 8123}); Ponix speaks the native protocol, on port "
+                f"{9440 if secure else 9000} by default: use {native}"
+            )
+            raise ValueError(msg)
         if parts.scheme not in ("clickhouse", "clickhouses") or not parts.hostname:
             msg = f"{value!r} is not a clickhouse://host:port URL (the native protocol)"
             raise ValueError(msg)
@@ -125,6 +156,9 @@ class ClickHouseSettings(PonixSettings):
         if self.batch_max_rows > self.max_in_flight_rows:
             msg = "CLICKHOUSE_BATCH_MAX_ROWS must not exceed CLICKHOUSE_MAX_IN_FLIGHT_ROWS"
             raise ValueError(msg)
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            msg = "CLICKHOUSE_TLS_CERT_FILE and CLICKHOUSE_TLS_KEY_FILE go together"
+            raise ValueError(msg)
         return self
 
     @property
@@ -133,9 +167,24 @@ class ClickHouseSettings(PonixSettings):
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (9440 if parts.scheme == "clickhouses" else 9000)
+        return urlsplit(self.url).port or (9440 if self.secure else 9000)
 
     @property
     def secure(self) -> bool:
-        return urlsplit(self.url).scheme == "clickhouses"
+        """Whether the connection is TLS from its first byte: a ``clickhouses://`` URL, a CA
+        file or a client certificate says so."""
+        return (
+            urlsplit(self.url).scheme == "clickhouses"
+            or self.tls_ca_file is not None
+            or self.tls_cert_file is not None
+        )
+
+
+def _is_http(url: str) -> bool:
+    return url.strip().lower().startswith(("http://", "https://"))
+
+
+def _native_url(host_port: str) -> str:
+    """RS's ``PONIX_CLICKHOUSE_NATIVE_URL`` (``host:9000``, maybe with a scheme) as our URL."""
+    rest = host_port.strip().split("://", 1)[-1]
+    return f"clickhouse://{rest}"

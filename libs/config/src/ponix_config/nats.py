@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ponix_config.base import PonixSettings
+from ponix_config.seed import SeedVariable
 from ponix_config.urls import split_credentials
 
 _NAME = r"^[A-Za-z0-9_-]+$"
@@ -33,6 +34,12 @@ class NatsSettings(PonixSettings):
     tls_ca_file: Path | None = Field(None, description="CA bundle to verify the server.")
     tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
     tls_key_file: Path | None = Field(None, description="Client key for mutual TLS.")
+    tls_handshake_first: bool = Field(
+        False,
+        description="Open TLS before the server's first line; the server must be set up for it "
+        "(handshake_first in its tls block). Without it, TLS is still required whenever a "
+        "tls:// URL or a TLS file is given: a server that does not offer TLS is refused.",
+    )
     connect_timeout: float = Field(5.0, gt=0, description="Seconds per connection attempt.")
     max_reconnect_attempts: int = Field(-1, ge=-1, description="-1 reconnects forever.")
 
@@ -77,6 +84,11 @@ class NatsSettings(PonixSettings):
     )
     dlq_max_age: float = Field(30 * 24 * 3600.0, ge=0, description="DLQ retention in seconds.")
 
+    seed_variables: ClassVar[tuple[SeedVariable, ...]] = (
+        SeedVariable("PONIX_NATS_SUBJECT", "subject_prefix", lambda raw: _subject_prefix(raw)),
+        SeedVariable("PONIX_NATS_BATCH_WAIT_SECS", "fetch_expires"),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _lift_url_credentials(cls, data: object) -> object:
@@ -115,7 +127,21 @@ class NatsSettings(PonixSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             msg = "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together"
             raise ValueError(msg)
+        if self.tls_required and any(url.startswith("ws://") for url in self.servers):
+            msg = "ws:// is not encrypted, and TLS is required here: use wss://"
+            raise ValueError(msg)
         return self
+
+    @property
+    def tls_required(self) -> bool:
+        """Whether every connection must be TLS before any credential is sent: a ``tls://``
+        or ``wss://`` URL, a CA file, a client certificate or a TLS-first handshake says so."""
+        return (
+            self.tls_handshake_first
+            or self.tls_ca_file is not None
+            or self.tls_cert_file is not None
+            or any(url.startswith(("tls://", "wss://")) for url in self.servers)
+        )
 
     @property
     def servers(self) -> list[str]:
@@ -129,3 +155,11 @@ class NatsSettings(PonixSettings):
         """The subject an envelope of ``organization_id`` is published on."""
         token = "".join(c if c.isalnum() or c in "-_" else "_" for c in organization_id)
         return f"{self.subject_prefix}.{token or '_'}"
+
+
+def _subject_prefix(subject: str) -> str:
+    """RS's consumer filter (``processed_envelopes.>``) as our subject prefix."""
+    for wildcard in (".>", ".*"):
+        if subject.endswith(wildcard):
+            return subject.removesuffix(wildcard)
+    return subject

@@ -4,6 +4,13 @@ nats-py's own ``connect`` retries an unreachable server forever when reconnects 
 and retries a rejected password as if the network were at fault. Our error callback cuts the
 *first* connect short instead: once every server has been tried, or on the first rejection
 of our credentials. Reconnects after that follow ``NATS_MAX_RECONNECT_ATTEMPTS``.
+
+TLS, when required (``NatsSettings.tls_required``), comes before any credential on every
+connection, reconnects included. nats-py upgrades to TLS only when the server's INFO asks for
+it, and otherwise sends CONNECT, credentials and all, in the clear: to a server without TLS, or
+to a man-in-the-middle that strips ``tls_required``. So either the handshake comes first
+(``NATS_TLS_HANDSHAKE_FIRST``, for servers set up with ``handshake_first``), or the INFO of a
+server that does not require TLS is refused before CONNECT is written.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import nats.errors
 import nats.js.errors
@@ -21,7 +28,7 @@ from nats.aio.client import Client
 from pydantic import SecretStr
 
 from ponix_config import NatsSettings, split_credentials
-from ponix_nats.errors import NatsAuthError, NatsUnavailableError, one_line
+from ponix_nats.errors import NatsAuthError, NatsTlsError, NatsUnavailableError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +60,35 @@ _AUTH_MARKERS: Final = ("authorization violation", "authentication", "user crede
 class _FirstConnectAbortedError(Exception):
     """Raised from the error callback to stop nats-py's first-connect retry loop."""
 
-    def __init__(self, cause: Exception, *, auth: bool) -> None:
+    def __init__(self, cause: Exception, *, auth: bool = False, tls: bool = False) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.auth = auth
+        self.tls = tls
+
+
+class _PlaintextServerError(nats.errors.Error):
+    """The server's INFO does not require TLS while we do: nothing more is written to it.
+
+    A ``nats.errors.Error``, so nats-py treats it as a failed attempt: the first connect reports
+    it, a reconnect tries the next server.
+    """
+
+    def __str__(self) -> str:
+        return "the server does not offer TLS; refusing to send credentials in the clear"
+
+
+class _TlsOnlyClient(Client):
+    """A client that refuses, before CONNECT, any server whose INFO does not require TLS.
+
+    ``_process_info`` with ``initial_connection=True`` is the one step between reading a
+    connection's INFO and writing its CONNECT; nats-py has no public hook there.
+    """
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if initial_connection and not info.get("tls_required", False):
+            raise _PlaintextServerError
+        await super()._process_info(info, initial_connection=initial_connection)
 
 
 class _ErrorRouter:
@@ -89,6 +121,9 @@ class _ErrorRouter:
         if is_auth_error(exc):
             self.connecting = False
             raise _FirstConnectAbortedError(exc, auth=True)
+        if isinstance(exc, _PlaintextServerError):
+            self.connecting = False
+            raise _FirstConnectAbortedError(exc, tls=True)
         self._failed_attempts += 1
         if self._failed_attempts >= self._servers:
             self.connecting = False
@@ -114,8 +149,9 @@ def is_auth_error(exc: BaseException) -> bool:
 
 
 def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
-    """A client TLS context from the CA/cert/key files, or None when none is configured."""
-    if settings.tls_ca_file is None and settings.tls_cert_file is None:
+    """A client TLS context (the CA file, else the system's CAs; the client certificate), or
+    None when TLS is not required."""
+    if not settings.tls_required:
         return None
     ctx = ssl.create_default_context(
         cafile=str(settings.tls_ca_file) if settings.tls_ca_file is not None else None
@@ -152,8 +188,11 @@ async def connect(
     url = display_url(settings)
     _check_credential_files(settings, url)
     router = _ErrorRouter(url, len(settings.servers), error_cb)
-    nc = Client()
     tls = tls_context(settings)
+    # With the handshake first, nothing is read or written in the clear to begin with; wss://
+    # is TLS below the NATS protocol (nats-py takes either nats/tls or ws/wss URLs, not both).
+    guard = not settings.tls_handshake_first and not settings.servers[0].startswith("wss://")
+    nc = _TlsOnlyClient() if tls is not None and guard else Client()
     # nats-py bounds each step by connect_timeout; this outer bound is the sum of the attempts
     # plus slack, in case one step (a TLS handshake) ignores it.
     budget = settings.connect_timeout * (len(settings.servers) + 1)
@@ -175,6 +214,7 @@ async def connect(
                 ping_interval=PING_INTERVAL,
                 max_outstanding_pings=MAX_OUTSTANDING_PINGS,
                 tls=tls,
+                tls_handshake_first=settings.tls_handshake_first,
                 user=settings.user,
                 password=_secret(settings.password),
                 token=_secret(settings.token),
@@ -185,6 +225,8 @@ async def connect(
         await _close_quietly(nc)
         if aborted.auth:
             raise NatsAuthError(url, describe(aborted.cause)) from None
+        if aborted.tls:
+            raise NatsTlsError(url, describe(aborted.cause)) from None
         raise NatsUnavailableError(url, describe(aborted.cause)) from None
     except TimeoutError:
         router.connecting = False

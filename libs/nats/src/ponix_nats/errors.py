@@ -46,6 +46,20 @@ class NatsAuthError(NatsError):
         self.reason = one_line(reason)
 
 
+class NatsTlsError(NatsError):
+    """TLS is required (a ``tls://`` URL or a TLS setting) and the server does not offer it.
+
+    Raised before any credential is sent; retrying would not help.
+    """
+
+    code = "nats.tls_required"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = one_line(reason)
+
+
 class ProvisioningError(NatsError):
     """A stream or consumer exists with a config JetStream will not change to ours."""
 

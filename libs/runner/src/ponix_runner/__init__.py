@@ -21,9 +21,8 @@ from ponix_runner.result import (
     ShutdownReason,
 )
 from ponix_runner.runner import CloserFn, ProcessFn, Runner
-from ponix_runner.shutdown import ShutdownSignal
 from ponix_runner.startup import wait_until_available
-from ponix_runner.token import ShutdownToken
+from ponix_runner.token import ShutdownSignal, ShutdownSource, ShutdownToken
 
 __all__ = (
     "AlreadyStartedError",
@@ -41,6 +40,7 @@ __all__ = (
     "RunnerError",
     "ShutdownReason",
     "ShutdownSignal",
+    "ShutdownSource",
     "ShutdownToken",
     "SignalsUnavailableError",
     "run_main",

@@ -38,7 +38,7 @@ class ExitCode(enum.IntEnum):
     PROCESS_FAILED = 1
     """A process failed: it raised, returned early, or would not stop when cancelled."""
     FORCED = 130
-    """A second signal cut the shutdown short (128 + SIGINT, as for a shell's Ctrl-C)."""
+    """A second SIGINT cut the shutdown short (128 + SIGINT, as for a shell's Ctrl-C)."""
     CLOSER_FAILED = 3
     """Every process was fine, but a closer raised, timed out or was skipped."""
     OK = 0
@@ -90,7 +90,7 @@ class RunResult:
     closers: tuple[CloserOutcome, ...]
     """One outcome per closer, in registration order."""
     forced: bool
-    """Whether a second signal (or a second cancellation of ``run()``) forced the shutdown."""
+    """Whether a second SIGINT (or a second cancellation of ``run()``) forced the shutdown."""
 
     @property
     def exit_code(self) -> ExitCode:

@@ -16,10 +16,12 @@ Lifecycle of ``await Runner.start_up(start)`` (optional), then ``await Runner.ru
    that raises or times out is logged and recorded, and the next one still runs.
 6. Remove the signal handlers, restore the previous ones, and return a ``RunResult``.
 
-Any signal that arrives during steps 3-5 forces the shutdown: the rest of the grace period is
-skipped, the processes are cancelled at once, and what is left (waiting for the cancelled
+A SIGINT that arrives during steps 3-5 (Ctrl-C twice) forces the shutdown: the rest of the grace
+period is skipped, the processes are cancelled at once, and what is left (waiting for the cancelled
 processes, then the remaining closers) shares one ``force_budget``. A closer that is running when
-the force arrives is cut to that budget. Closers that no longer fit are skipped.
+the force arrives is cut to that budget. Closers that no longer fit are skipped. A repeated
+SIGTERM never forces: a SIGTERM sent to a process group arrives once per process that forwards it,
+and means one request to stop. Nor does a SIGINT within 0.5 s of a first SIGINT (a forwarded copy).
 
 If ``run()`` itself is cancelled, it still goes through steps 3-6 and then re-raises the
 ``CancelledError``. A second cancellation during that cleanup forces it, as a second signal does.
@@ -47,7 +49,7 @@ from ponix_runner.result import (
     RunResult,
     ShutdownReason,
 )
-from ponix_runner.token import ShutdownToken
+from ponix_runner.token import ShutdownSource, ShutdownToken
 
 __all__ = ("CloserFn", "ProcessFn", "Runner")
 
@@ -61,6 +63,10 @@ CloserFn = Callable[[], Awaitable[None]]
 # Timers may fire a hair before the monotonic deadline (uvloop's clock is millisecond-grained), so
 # a forced shutdown skips a closer rather than starting it with a budget too small to use.
 _MIN_FORCED_CLOSER_BUDGET = 0.01
+
+# A SIGINT this soon after the one that started the shutdown is taken for a forwarded copy of it,
+# not for Ctrl-C twice.
+_SIGINT_ECHO = 0.5
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -95,7 +101,7 @@ class Runner:
         grace: seconds the processes get to return on their own once the token is set.
         cancel_timeout: seconds to wait for the processes cancelled after the grace period.
         force_budget: seconds that everything left gets once the shutdown is forced by a second
-            signal.
+            SIGINT.
         signals: the signals that start a shutdown. Pass ``()`` to run without signal handlers,
             for example outside the main thread.
     """
@@ -117,7 +123,7 @@ class Runner:
         self._signals = tuple(signals)
         self._processes: dict[str, _Process] = {}
         self._closers: dict[str, _Closer] = {}
-        self._token = ShutdownToken()
+        self._shutdown = ShutdownSource()
         self._started = False
         self._reason: ShutdownReason | None = None
         self._signal_name: str | None = None
@@ -128,6 +134,7 @@ class Runner:
         self._cancelled: list[str] = []
         self._handlers: list[tuple[signal.Signals, _Handler]] | None = None
         self._start_up: asyncio.Task[Any] | None = None
+        self._first_signal: tuple[signal.Signals, float] | None = None
 
     def add_process(
         self, name: str, fn: ProcessFn, *, critical: bool = True, may_return: bool = False
@@ -178,7 +185,7 @@ class Runner:
         cancels ``start()`` and this returns ``None`` (``start()`` is expected to release what
         it holds as the ``CancelledError`` passes through it); ``run()`` then starts no
         process, runs the closers registered so far, and returns a ``RunResult`` with reason
-        ``SIGNAL``: exit code 0, as for a signal once running. A second signal forces, as it
+        ``SIGNAL``: exit code 0, as for a signal once running. A second SIGINT forces, as it
         does once running (exit code 130), and cancels ``start()`` again.
 
         The handlers stay installed until ``run()`` ends, so that a signal between the two is
@@ -200,7 +207,7 @@ class Runner:
         try:
             return await task
         except asyncio.CancelledError:
-            if task.cancelled() and self._token.is_set and not _cancel_requested():
+            if task.cancelled() and self._shutdown.is_set and not _cancel_requested():
                 return None
             self._remove_signal_handlers(loop)
             raise
@@ -238,7 +245,7 @@ class Runner:
                 self._request(ShutdownReason.ALL_DONE)
         cancelled: asyncio.CancelledError | None = None
         try:
-            await self._token.wait()
+            await self._shutdown.wait()
         except asyncio.CancelledError as exc:
             cancelled = exc
             if not self._request(ShutdownReason.CANCELLED):
@@ -259,7 +266,7 @@ class Runner:
 
     async def _run_process(self, process: _Process) -> None:
         try:
-            await process.fn(self._token)
+            await process.fn(self._shutdown.token)
         except asyncio.CancelledError as exc:
             if _cancel_requested():
                 raise
@@ -267,7 +274,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - any exception is a process failure, recorded and logged with its traceback
             self._fail(process, exc, f"raised {type(exc).__name__}: {exc}")
         else:
-            if self._token.is_set:
+            if self._shutdown.is_set:
                 _log.debug("process stopped", extra={"process_name": process.name})
             elif process.may_return:
                 _log.info("process finished", extra={"process_name": process.name})
@@ -292,7 +299,7 @@ class Runner:
 
     async def _shut_down(self, tasks: dict[str, asyncio.Task[None]]) -> RunResult:
         reason = self._reason
-        grace = self._token.deadline
+        grace = self._shutdown.deadline
         if reason is None or grace is None:  # pragma: no cover - _request sets both first
             raise AssertionError("shutdown started before it was requested")
         pending = [task for task in tasks.values() if not task.done()]
@@ -398,7 +405,7 @@ class Runner:
             return False
         self._reason = reason
         self._signal_name = signal_name
-        self._token._set(Deadline.after(self._grace))
+        self._shutdown.request(Deadline.after(self._grace))
         start_up = self._start_up
         _log.info(
             "shutdown requested" if start_up is None else "shutdown requested during start-up",
@@ -412,7 +419,7 @@ class Runner:
         if self._force_deadline is not None:
             return
         self._force_deadline = deadline = Deadline.after(self._force_budget)
-        self._token._expire()
+        self._shutdown.expire()
         _log.warning(
             "forcing shutdown", extra={"cause": cause, "force_budget_s": self._force_budget}
         )
@@ -429,8 +436,22 @@ class Runner:
             step.bound.reschedule(when)
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        if not self._request(ShutdownReason.SIGNAL, sig.name):
-            self._force(f"second signal {sig.name}")
+        now = time.monotonic()
+        if self._request(ShutdownReason.SIGNAL, sig.name):
+            self._first_signal = (sig, now)
+            return
+        previous = self._first_signal
+        # A SIGTERM to a process group reaches us once per process that forwards it (`uv run`,
+        # a shell wrapper, systemd's KillMode=control-group): a repeat is the same request.
+        # `uv run` without a TTY also forwards a group's SIGINT, 200 ms after the original.
+        echo = previous is not None and previous[0] is sig and now - previous[1] < _SIGINT_ECHO
+        if sig is not signal.SIGINT or echo:
+            _log.info(
+                "signal ignored, shutdown already in progress",
+                extra={"signal_name": sig.name},
+            )
+            return
+        self._force(f"second signal {sig.name}")
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         """Install the handlers, unless ``start_up()`` already did."""

@@ -1,13 +1,12 @@
-"""Structured logging, Prometheus metrics and health endpoints."""
+"""Structured logging, Prometheus metrics and health endpoints (hosting a service is
+``ponix_service``'s)."""
 
 from ponix_telemetry import metrics
 from ponix_telemetry.errors import ListenError, PortInUseError, TelemetryError
 from ponix_telemetry.health import HealthServer, ReadinessCheck
 from ponix_telemetry.logs import configure_logging, get_logger
-from ponix_telemetry.service import Component, serve
 
 __all__ = (
-    "Component",
     "HealthServer",
     "ListenError",
     "PortInUseError",
@@ -16,5 +15,4 @@ __all__ = (
     "configure_logging",
     "get_logger",
     "metrics",
-    "serve",
 )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from ponix_all_in_one.app import run_all_in_one
-from ponix_runner import run_main
+from ponix_all_in_one.app import COMMAND, run_all_in_one
 
 
 def main() -> None:
-    raise SystemExit(run_main(run_all_in_one))
+    COMMAND.run(run_all_in_one)
 
 
 if __name__ == "__main__":

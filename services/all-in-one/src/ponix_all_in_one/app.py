@@ -9,20 +9,20 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from ponix_config import (
-    ClickHouseSettings,
-    NatsSettings,
-    PonixSettings,
-    TelemetrySettings,
-    load_settings,
-)
+from ponix_config import ClickHouseSettings, NatsSettings, PonixSettings, load_settings
 from ponix_ingester import Ingester, IngesterSettings
 from ponix_producer import Producer, ProducerSettings
 from ponix_runner import RunResult
-from ponix_telemetry import Component, configure_logging, serve
+from ponix_service import Component, ServiceCommand, serve
 
 ProcessName = Literal["producer", "ingester"]
 PROCESSES: tuple[ProcessName, ...] = ("producer", "ingester")
+
+COMMAND = ServiceCommand(
+    "ponix-all-in-one",
+    "Run the producer and the ingester under one runner (PONIX_PROCESSES picks either).",
+    variables="PONIX_PROCESSES, NATS_*, CLICKHOUSE_*, PRODUCER_*, INGESTER_*",
+)
 
 
 class AllInOneSettings(PonixSettings):
@@ -45,8 +45,9 @@ class AllInOneSettings(PonixSettings):
 
 async def run_all_in_one(processes: Sequence[ProcessName] | None = None) -> RunResult:
     """Load every setting, start the selected processes, and supervise them until shutdown."""
-    telemetry = load_settings(TelemetrySettings)
-    configure_logging(telemetry)
+    telemetry = COMMAND.start_logging(
+        [AllInOneSettings, NatsSettings, ClickHouseSettings, IngesterSettings, ProducerSettings]
+    )
     selected = list(processes or load_settings(AllInOneSettings).processes)
     nats = load_settings(NatsSettings)
     clickhouse = load_settings(ClickHouseSettings) if "ingester" in selected else None
@@ -64,4 +65,4 @@ async def run_all_in_one(processes: Sequence[ProcessName] | None = None) -> RunR
         return started
 
     grace = ingester.shutdown_grace if ingester is not None else 4.0
-    return await serve("all-in-one", start, telemetry, grace=grace)
+    return await serve(start, telemetry, grace=grace)

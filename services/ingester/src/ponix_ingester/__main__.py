@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ponix_config import ClickHouseSettings, NatsSettings, TelemetrySettings, load_settings
+from ponix_config import ClickHouseSettings, NatsSettings, load_settings
 from ponix_ingester.ingester import Ingester
 from ponix_ingester.settings import IngesterSettings
-from ponix_runner import RunResult, run_main
-from ponix_telemetry import Component, configure_logging, serve
+from ponix_runner import RunResult
+from ponix_service import Component, ServiceCommand, serve
+
+COMMAND = ServiceCommand(
+    "ponix-ingester",
+    "Store the envelopes of a JetStream stream in ClickHouse: one row per envelope, acked once\n"
+    "its insert succeeded, dead-lettered when it never can be.",
+    variables="NATS_*, CLICKHOUSE_*, INGESTER_*",
+)
 
 
 async def _main() -> RunResult:
-    telemetry = load_settings(TelemetrySettings)
-    configure_logging(telemetry)
+    telemetry = COMMAND.start_logging([NatsSettings, ClickHouseSettings, IngesterSettings])
     nats = load_settings(NatsSettings)
     clickhouse = load_settings(ClickHouseSettings)
     settings = load_settings(IngesterSettings)
@@ -21,11 +27,11 @@ async def _main() -> RunResult:
     async def start() -> Sequence[Component]:
         return [await Ingester.start(nats, clickhouse, settings)]
 
-    return await serve("ingester", start, telemetry, grace=settings.shutdown_grace)
+    return await serve(start, telemetry, grace=settings.shutdown_grace)
 
 
 def main() -> None:
-    raise SystemExit(run_main(_main))
+    COMMAND.run(_main)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ponix_config import PonixSettings
+from ponix_config import PonixSettings, SeedVariable
 
 
 class IngesterSettings(PonixSettings):
     """Limits on envelopes and on how long start-up and shutdown may take."""
 
     model_config = SettingsConfigDict(env_prefix="INGESTER_")
+    seed_variables: ClassVar[tuple[SeedVariable, ...]] = (
+        SeedVariable("PONIX_STARTUP_TIMEOUT_SECS", "startup_deadline"),
+    )
 
     max_envelope_bytes: int = Field(
         256 * 1024,

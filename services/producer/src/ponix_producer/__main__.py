@@ -4,27 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ponix_config import NatsSettings, TelemetrySettings, load_settings
+from ponix_config import NatsSettings, load_settings
 from ponix_producer.producer import Producer
 from ponix_producer.settings import ProducerSettings
-from ponix_runner import RunResult, run_main
-from ponix_telemetry import Component, configure_logging, serve
+from ponix_runner import RunResult
+from ponix_service import Component, ServiceCommand, serve
+
+COMMAND = ServiceCommand(
+    "ponix-producer",
+    "Publish synthetic envelopes to JetStream at a steady rate (PRODUCER_RATE per second),\n"
+    "forever or PRODUCER_COUNT of them.",
+    variables="NATS_*, PRODUCER_*",
+)
 
 
 async def _main() -> RunResult:
-    telemetry = load_settings(TelemetrySettings)
-    configure_logging(telemetry)
+    telemetry = COMMAND.start_logging([NatsSettings, ProducerSettings])
     nats = load_settings(NatsSettings)
     settings = load_settings(ProducerSettings)
 
     async def start() -> Sequence[Component]:
         return [await Producer.start(nats, settings)]
 
-    return await serve("producer", start, telemetry)
+    return await serve(start, telemetry)
 
 
 def main() -> None:
-    raise SystemExit(run_main(_main))
+    COMMAND.run(_main)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ponix_config import PonixSettings
+from ponix_config import PonixSettings, SeedVariable
+
+
+def _rate_from_interval(seconds: str) -> object:
+    """Ponix RS published one envelope every PONIX_INTERVAL_SECS seconds."""
+    try:
+        interval = float(seconds)
+    except ValueError:
+        return seconds  # not a number: validation names the variable
+    return 1.0 / interval if interval > 0 else seconds
 
 
 class ProducerSettings(PonixSettings):
     """How fast and how many synthetic envelopes to publish, and from which fleet."""
 
     model_config = SettingsConfigDict(env_prefix="PRODUCER_")
+    seed_variables: ClassVar[tuple[SeedVariable, ...]] = (
+        SeedVariable("PONIX_INTERVAL_SECS", "rate", _rate_from_interval),
+        SeedVariable("PONIX_STARTUP_TIMEOUT_SECS", "startup_deadline"),
+    )
 
     rate: float = Field(10.0, gt=0, description="Envelopes per second.")
     count: int = Field(0, ge=0, description="Envelopes to publish, then stop; 0: forever.")

@@ -11,8 +11,9 @@ from typing import Protocol
 
 from ponix_config import TelemetrySettings
 from ponix_runner import Runner, RunResult
-from ponix_telemetry.health import HealthServer, ReadinessCheck
-from ponix_telemetry.logs import get_logger
+from ponix_telemetry import HealthServer, ReadinessCheck, get_logger
+
+__all__ = ("Component", "StartFn", "serve")
 
 log = get_logger(__name__)
 
@@ -31,7 +32,6 @@ StartFn = Callable[[], Awaitable[Sequence[Component]]]
 
 
 async def serve(
-    name: str,
     start: StartFn,
     telemetry: TelemetrySettings,
     *,
@@ -56,7 +56,7 @@ async def serve(
         if health is not None:
             health.add_check("started", started_check)
             await health.start()
-        log.info("service starting", service=name)
+        log.info("service starting")
         return await start()
 
     runner = Runner(grace=grace)
@@ -75,11 +75,10 @@ async def serve(
         runner.add_closer("health server", health.stop, timeout=health_timeout)
     if components is not None:
         started = True
-        log.info("service started", service=name)
+        log.info("service started")
     result = await runner.run()
     log.info(
         "service stopped",
-        service=name,
         reason=result.reason.value,
         exit_code=int(result.exit_code),
         failures=[f"{f.name}: {f.message}" for f in result.failures],
