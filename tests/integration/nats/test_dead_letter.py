@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from ponix_config import NatsSettings
@@ -106,3 +107,41 @@ async def test_redrive_inside_the_duplicate_window_is_deferred_not_lost(
     assert done.status == "deferred"
     assert len(await list_dead_letters(js, settings)) == 1
     assert (await js.stream_info(settings.stream)).state.messages == 1
+
+
+async def test_a_copy_too_large_for_the_server_is_trimmed_and_the_connection_survives(
+    nc: Client, js: JetStreamContext, provisioned: NatsSettings
+) -> None:
+    """The server counts headers and payload against ``max_payload``: the DLQ headers on top of
+    an envelope that just fitted would make it close the connection (losing queued acks)."""
+    settings = provisioned
+    # A stream that takes whatever the server does, so the original can be as large as allowed.
+    config = (await js.stream_info(settings.stream)).config
+    config.max_msg_size = -1
+    await js.update_stream(config)
+    big = b"x" * (nc.max_payload - 300)
+    await js.publish(settings.subject_for("acme"), big, headers={"Nats-Msg-Id": "big-1"})
+    [msg] = await _fetch_all(js, settings, 1)
+    dead_letters = DeadLetterPublisher(js, settings, max_payload=lambda: nc.max_payload)
+    reason = "envelope.too_large: " + "r" * 900
+    await dead_letters.publish(msg, code="envelope.too_large", reason=reason)
+    await msg.term()
+    assert nc.is_connected
+    [letter] = await list_dead_letters(js, settings, limit=10)
+    assert letter.truncated_from == len(big)
+    assert 0 < len(letter.payload) < len(big)
+    assert big.startswith(letter.payload)
+    assert letter.msg_id == "big-1"
+
+
+async def test_a_copy_that_fits_is_stored_whole(
+    nc: Client, js: JetStreamContext, provisioned: NatsSettings
+) -> None:
+    settings = provisioned
+    await js.publish(settings.subject_for("acme"), b"small poison", headers={"Nats-Msg-Id": "s"})
+    [msg] = await _fetch_all(js, settings, 1)
+    dead_letters = DeadLetterPublisher(js, settings, max_payload=lambda: nc.max_payload)
+    await dead_letters.publish(msg, code="envelope.invalid", reason="bad")
+    [letter] = await list_dead_letters(js, settings, limit=10)
+    assert letter.payload == b"small poison"
+    assert letter.truncated_from is None

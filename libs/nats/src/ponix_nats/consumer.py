@@ -120,7 +120,9 @@ class BatchConsumer:
         self._ready: Callable[[], Coroutine[Any, Any, None]] | None = (
             processor.ready if isinstance(processor, BackpressureProcessor) else None
         )
-        self._dead_letters = dead_letters or DeadLetterPublisher(self._js, settings)
+        self._dead_letters = dead_letters or DeadLetterPublisher(
+            self._js, settings, max_payload=lambda: nc.max_payload
+        )
         self._policy = SettlePolicy.from_settings(settings)
         self._max_in_flight = max_in_flight or settings.max_ack_pending
         if self._max_in_flight < 1 or max_in_flight_bytes < 1:

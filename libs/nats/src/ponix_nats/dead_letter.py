@@ -13,7 +13,7 @@ which JetStream drops within its duplicate window and the idempotent table absor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from ponix_config import NatsSettings
 from ponix_nats.connection import UNAVAILABLE_ERRORS, describe, display_url
 from ponix_nats.errors import DeadLetterNotFoundError, NatsUnavailableError, PublishError, one_line
+from ponix_proto import MSG_ID_HEADER
 
 HEADER_REASON: Final = "Ponix-Dlq-Reason"
 HEADER_CODE: Final = "Ponix-Dlq-Code"
@@ -35,13 +36,17 @@ HEADER_FAILED_AT: Final = "Ponix-Dlq-Failed-At"
 HEADER_SUBJECT: Final = "Ponix-Dlq-Subject"
 HEADER_MSG_ID: Final = "Ponix-Dlq-Msg-Id"
 HEADER_REDRIVEN_FROM: Final = "Ponix-Redriven-From"
-NATS_MSG_ID: Final = "Nats-Msg-Id"
+HEADER_TRUNCATED: Final = "Ponix-Dlq-Truncated"
+NATS_MSG_ID: Final = MSG_ID_HEADER
 
 # Headers are one line each; a multi-kilobyte traceback belongs in the logs, not in NATS.
 MAX_REASON_CHARS: Final = 1000
 # STREAM.MSG.GET: "no message found".
 _NO_MESSAGE: Final = 10037
 _DLQ_PREFIX: Final = "Ponix-Dlq-"
+# The header JetStreamContext.publish adds when a stream is named, and the frame around headers.
+_EXPECTED_STREAM: Final = "Nats-Expected-Stream"
+_HEADER_FRAME: Final = len(b"NATS/1.0\r\n") + len(b"\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,9 @@ class DeadLetter:
     msg_id: str | None
     headers: Mapping[str, str]
     """The original message's own headers (``Nats-*`` and ``Ponix-Dlq-*`` left out)."""
+    truncated_from: int | None = None
+    """The original payload's size when the copy had to be trimmed to the server's
+    ``max_payload`` (``payload`` then holds its beginning only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +89,35 @@ class _Letter:
 
 
 class DeadLetterPublisher:
-    """Copies poison messages to ``settings.dlq_subject`` and waits for JetStream's PubAck."""
+    """Copies poison messages to ``settings.dlq_subject`` and waits for JetStream's PubAck.
 
-    def __init__(self, js: JetStreamContext, settings: NatsSettings) -> None:
+    ``max_payload`` tells the server's limit (``Client.max_payload``, from its INFO), which
+    counts headers and payload together. A copy that would exceed it is trimmed, with
+    ``Ponix-Dlq-Truncated`` holding the original size: an oversized publish makes the server
+    close the connection, losing every queued ack with it, and the poison would loop.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        settings: NatsSettings,
+        *,
+        max_payload: Callable[[], int] | None = None,
+    ) -> None:
         self._js = js
         self._subject = settings.dlq_subject
         self._stream = settings.dlq_stream
         self._url = display_url(settings)
+        self._max_payload = max_payload
 
     async def publish(self, msg: Msg, *, code: str, reason: str) -> None:
         """Copy ``msg`` with its reason; raises :class:`PublishError` when not stored."""
         headers = dead_letter_headers(msg, code=code, reason=reason, failed_at=datetime.now(UTC))
+        payload = msg.data
+        if self._max_payload is not None:
+            payload = fit_dead_letter(payload, headers, self._stream, self._max_payload())
         try:
-            await self._js.publish(self._subject, msg.data, headers=headers, stream=self._stream)
+            await self._js.publish(self._subject, payload, headers=headers, stream=self._stream)
         except (nats.js.errors.APIError, *UNAVAILABLE_ERRORS) as exc:
             raise PublishError(self._subject, headers[NATS_MSG_ID], describe(exc)) from None
 
@@ -115,6 +139,25 @@ class DeadLetterPublisher:
             else:
                 raise result
         return out
+
+
+def header_bytes(headers: Mapping[str, str]) -> int:
+    """What ``headers`` take on the wire (``NATS/1.0`` framing, one ``Key: Value`` line each)."""
+    return _HEADER_FRAME + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def fit_dead_letter(
+    payload: bytes, headers: dict[str, str], stream: str, max_payload: int
+) -> bytes:
+    """``payload``, trimmed (and ``headers`` marked) when the copy would exceed the server's
+    ``max_payload`` with its headers (JetStream's expected-stream header included)."""
+    sent = {**headers, _EXPECTED_STREAM: stream}
+    if header_bytes(sent) + len(payload) <= max_payload:
+        return payload
+    headers[HEADER_TRUNCATED] = str(len(payload))
+    sent[HEADER_TRUNCATED] = headers[HEADER_TRUNCATED]
+    room = max(0, max_payload - header_bytes(sent))
+    return payload[:room]
 
 
 def dead_letter_headers(msg: Msg, *, code: str, reason: str, failed_at: datetime) -> dict[str, str]:
@@ -234,6 +277,7 @@ async def _next_letter(js: JetStreamContext, settings: NatsSettings, seq: int) -
         subject=headers.get(HEADER_SUBJECT, ""),
         msg_id=headers.get(HEADER_MSG_ID) or None,
         headers={k: v for k, v in headers.items() if not _ours_or_nats(k)},
+        truncated_from=_int(headers.get(HEADER_TRUNCATED)) or None,
     )
 
 
