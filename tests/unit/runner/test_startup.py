@@ -4,7 +4,9 @@ import logging
 
 import pytest
 
-from ponix_runner import Deadline, wait_until_available
+from ponix_runner import Backoff, Deadline, wait_until_available
+
+QUICK = Backoff(initial=0.01, maximum=0.02)
 
 
 class _DownError(Exception):
@@ -31,7 +33,7 @@ async def test_retries_until_the_dependency_appears(caplog: pytest.LogCaptureFix
             attempt,
             retry_on=(_DownError,),
             deadline=Deadline.after(5),
-            initial_delay=0.01,
+            backoff=QUICK,
         )
     assert got == "connected"
     waits = [r for r in caplog.records if r.getMessage() == "waiting for dependency"]
@@ -49,7 +51,7 @@ async def test_gives_up_at_the_deadline_with_the_last_error() -> None:
             attempt,
             retry_on=(_DownError,),
             deadline=Deadline.after(0.05),
-            initial_delay=0.01,
+            backoff=QUICK,
         )
 
 
@@ -63,6 +65,6 @@ async def test_an_error_waiting_cannot_fix_is_raised_at_once() -> None:
 
     with pytest.raises(_AuthError):
         await wait_until_available(
-            "nats", attempt, retry_on=(_DownError,), deadline=Deadline.after(5), initial_delay=0.01
+            "nats", attempt, retry_on=(_DownError,), deadline=Deadline.after(5), backoff=QUICK
         )
     assert calls == 1

@@ -20,7 +20,10 @@ from ponix_devstack.errors import QueryFailedError, ServerNotStartedError, Users
 from ponix_devstack.ports import LOOPBACK, PortSet
 from ponix_devstack.process import ManagedServer, ServerProcess
 from ponix_devstack.readiness import clickhouse_http_query, probe_clickhouse, wait_until_ready
-from ponix_runner import Deadline
+from ponix_runner import Backoff, Deadline
+
+# ClickHouse re-reads users.xml on its own schedule; polled, since there is no event.
+_RELOAD_POLL = Backoff(initial=0.05, maximum=0.2)
 
 _READONLY_QUERY = "SELECT value FROM system.settings WHERE name = 'readonly'"
 
@@ -272,16 +275,16 @@ class ClickHouseServer(ManagedServer):
 
     def _wait_users_applied(self, timeout: float) -> None:
         deadline = Deadline.after(timeout)
-        gap = 0.05
+        attempt = 0
         while True:
+            attempt += 1
             reason = self._users_mismatch(deadline)
             if reason is None:
                 return
             if deadline.expired():
                 raise UsersNotReloadedError(timeout, reason)
             # Another process's file poll: there is no event to wait on.
-            time.sleep(min(gap, deadline.remaining()))
-            gap = min(gap * 2, 0.2)
+            time.sleep(min(_RELOAD_POLL.delay(attempt), deadline.remaining()))
 
     def _users_mismatch(self, deadline: Deadline) -> str | None:
         budget = max(0.05, min(2.0, deadline.remaining()))

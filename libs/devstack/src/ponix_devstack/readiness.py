@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from ponix_devstack.errors import QueryFailedError, ServerNotReadyError
 from ponix_devstack.probes import can_connect, http_request, read_banner
-from ponix_runner import Deadline
+from ponix_runner import Backoff, Deadline
+
+# Polling another process's sockets: quick at first (a server is often up in ms), then 0.1 s.
+_PROBE_BACKOFF = Backoff(initial=0.01, maximum=0.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +103,9 @@ def wait_until_ready(
     another process's sockets, there is no event to wait on.
     """
     deadline = Deadline.after(timeout)
-    gap = 0.01
+    attempt = 0
     while True:
+        attempt += 1
         check_alive()
         result = probe(max(0.05, min(1.0, deadline.remaining())))
         if result.ready:
@@ -110,8 +114,7 @@ def wait_until_ready(
             tail = log_tail()
             on_timeout()
             raise ServerNotReadyError(server, timeout, result.reason or "not ready", tail)
-        time.sleep(min(gap, deadline.remaining()))
-        gap = min(gap * 2, 0.1)
+        time.sleep(min(_PROBE_BACKOFF.delay(attempt), deadline.remaining()))
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ponix_runner.backoff import Backoff
 from ponix_runner.deadline import Deadline
 
 __all__ = ("wait_until_available",)
@@ -14,6 +15,8 @@ __all__ = ("wait_until_available",)
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
+# As after a host reboot: replicas starting together spread their attempts.
+_STARTUP_BACKOFF = Backoff(initial=0.5, maximum=5.0, jitter=0.2)
 
 
 async def wait_until_available(
@@ -22,8 +25,7 @@ async def wait_until_available(
     *,
     retry_on: tuple[type[BaseException], ...],
     deadline: Deadline,
-    initial_delay: float = 0.5,
-    max_delay: float = 5.0,
+    backoff: Backoff = _STARTUP_BACKOFF,
 ) -> T:
     """Call ``attempt`` until it succeeds, retrying only ``retry_on`` errors with backoff.
 
@@ -31,7 +33,6 @@ async def wait_until_available(
     passes, the last error is raised as it is: errors a user can cause already read as one line.
     Any other error (bad credentials, say) is raised at once: waiting would not fix it.
     """
-    delay = initial_delay
     tries = 0
     while True:
         tries += 1
@@ -41,7 +42,7 @@ async def wait_until_available(
             left = deadline.remaining()
             if left <= 0:
                 raise
-            wait = min(delay, left)
+            wait = min(backoff.delay(tries), left)
             _log.warning(
                 "waiting for dependency",
                 extra={
@@ -52,4 +53,3 @@ async def wait_until_available(
                 },
             )
             await asyncio.sleep(wait)
-            delay = min(delay * 2, max_delay)
