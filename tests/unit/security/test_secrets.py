@@ -105,7 +105,7 @@ def test_credentials_in_urls_are_lifted_and_decoded() -> None:
 def test_a_bad_setting_names_the_variable_and_never_the_secret(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str
 ) -> None:
-    """DESIGN §4: "a bad value fails at start-up with the variable's name and the reason"."""
+    """A bad value fails at start-up with the variable's name and the reason."""
     for name in list(os.environ):
         if name.startswith(("CLICKHOUSE_", "NATS_", "PONIX_")):
             monkeypatch.delenv(name)
