@@ -25,6 +25,7 @@ from ponix_clickhouse.errors import (
     SchemaError,
     insert_error,
 )
+from ponix_clickhouse.insert import Rejected, dedup_token, insert_settings
 from ponix_clickhouse.layout import (
     DATETIME64_SINCE,
     DEDUP_TOKEN_SINCE,
@@ -54,7 +55,7 @@ from ponix_clickhouse.rows import (
     struct_json,
 )
 from ponix_clickhouse.sql import check_identifier, qualified_name, quote_identifier
-from ponix_clickhouse.writer import BatchWriter, Rejected, dedup_token, insert_settings
+from ponix_clickhouse.writer import BatchWriter
 from ponix_clickhouse.yoyo_backend import ClickHouseBackend, ClickHouseConnection
 
 __all__ = (
