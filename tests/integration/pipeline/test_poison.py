@@ -167,3 +167,33 @@ async def test_poison_is_dead_lettered_with_its_code_and_valid_messages_around_i
     for code in (DECODE_FAILED, INVALID, TOO_LARGE, OUT_OF_RANGE):
         expected = sum(1 for case in cases if case.code == code)
         assert metrics.value("ponix_envelopes_dead_lettered_total", code=code) == expected, code
+
+
+@pytest.mark.parametrize("trust_payload", [False, True], ids=["bound", "trusted"])
+async def test_an_envelope_on_another_organizations_subject_is_dead_lettered(
+    pipeline: Pipeline,
+    client: PipelineClient,
+    launch: ServiceLauncher,
+    unique: str,
+    trust_payload: bool,
+) -> None:
+    """A publisher allowed only on globex's subject must not write acme's rows: the tenant is
+    bound to the subject unless INGESTER_TRUST_PAYLOAD_ORG says otherwise."""
+    pipeline = pipeline.with_env(INGESTER_TRUST_PAYLOAD_ORG=str(trust_payload).lower())
+    await launch.start(pipeline)
+    own = envelope(envelope_id=f"own-{unique}", organization_id="globex").SerializeToString()
+    other = envelope(envelope_id=f"other-{unique}", organization_id="acme").SerializeToString()
+    await client.publish_raw(own, msg_id=f"own-{unique}", organization_id="globex")
+    sent = await client.publish_raw(other, msg_id=f"other-{unique}", organization_id="globex")
+    await client.wait_until_drained(within=30)
+
+    letters = await client.dead_letters()
+    if trust_payload:
+        assert letters == []
+        assert await client.stored_ids() == {f"own-{unique}", f"other-{unique}"}
+        return
+    assert await client.stored_ids() == {f"own-{unique}"}
+    [letter] = letters
+    assert letter.code == "envelope.subject_mismatch"
+    assert "'acme'" in letter.reason
+    assert letter.subject == sent.subject
