@@ -120,8 +120,11 @@ def ingest(
     nats_url: NatsUrl = None,
     clickhouse_url: ClickHouseUrl = None,
 ) -> None:
-    """Run the ingester service: JetStream to ClickHouse, one ack/nak/term per envelope.
+    """Run the ingester service: JetStream to ClickHouse, one outcome per envelope.
 
+    An envelope is acked once its row is stored, and dead-lettered only for a fault of its own.
+    Whatever ClickHouse does wrong is held and retried in place (never dead-lettered);
+    NATS_MAX_DELIVER counts only deliveries that failed for the message's own sake.
     Several ingesters may run at once: they share the durable consumer.
     """
     _serve([Process.INGESTER.value], nats_url=nats_url, clickhouse_url=clickhouse_url)

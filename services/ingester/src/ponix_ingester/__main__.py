@@ -13,7 +13,11 @@ from ponix_service import Component, ServiceCommand, serve
 COMMAND = ServiceCommand(
     "ponix-ingester",
     "Store the envelopes of a JetStream stream in ClickHouse: one row per envelope, acked once\n"
-    "its insert succeeded, dead-lettered when it never can be.",
+    "its insert succeeded, dead-lettered only for a fault of its own (undecodable, invalid, too\n"
+    "large, on another organization's subject, a row ClickHouse rejects). Whatever ClickHouse\n"
+    "does wrong is held and retried in place, never dead-lettered. NATS_MAX_DELIVER counts only\n"
+    "deliveries that failed for the message's own sake (a processor crash), never a store\n"
+    "failure.",
     variables="NATS_*, CLICKHOUSE_*, INGESTER_*",
 )
 
