@@ -69,8 +69,9 @@ class NatsSettings(PonixSettings):
     max_deliver: int = Field(
         10,
         ge=1,
-        description="Deliveries before a message is dead-lettered with its last error (counted "
-        "by the ingester; the server never drops a message on its own).",
+        description="Deliveries that failed for the message's own sake (a processor crash) before "
+        "it is dead-lettered with its last error. Counted by the ingester; a store failure never "
+        "counts (the batch is held); the server never drops a message on its own.",
     )
     max_ack_pending: int = Field(
         20_000, ge=1, description="Unacked messages the server lets the consumer hold."
