@@ -1,20 +1,26 @@
-"""ensure_jetstream(): create, re-run as a no-op, fix drift, refuse what cannot change, and
-tell "unreachable" apart from "missing"."""
+"""ensure_jetstream(): create, re-run as a no-op, fix drift, refuse what cannot change or would
+shrink, log each change, and tell "unreachable" apart from "missing"; check_jetstream() only
+reports."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, StorageType
+from nats.js.errors import NotFoundError
 
 from ponix_config import NatsSettings
 from ponix_devstack import NatsServer
 from ponix_nats import (
     NatsUnavailableError,
     ProvisioningError,
+    ShrinkRefusedError,
+    StreamMissingError,
+    check_jetstream,
     connect,
     consumer_config,
     ensure_jetstream,
@@ -64,14 +70,16 @@ async def test_rerunning_is_a_no_op(js: JetStreamContext, settings: NatsSettings
     assert after.created == before.created
 
 
-async def test_drifted_limits_and_consumer_knobs_are_updated_in_place(
-    js: JetStreamContext, settings: NatsSettings
+async def test_grown_limits_and_consumer_knobs_are_updated_in_place_and_logged(
+    js: JetStreamContext, settings: NatsSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await ensure_jetstream(js, settings)
-    changed = settings.model_copy(
-        update={"max_age": 600.0, "max_bytes": 10_000_000, "ack_wait": 7.0, "max_ack_pending": 77}
+    limited = settings.model_copy(update={"max_bytes": 10_000_000})
+    await ensure_jetstream(js, limited)
+    grown = limited.model_copy(
+        update={"max_age": 7200.0, "max_bytes": 20_000_000, "ack_wait": 7.0, "max_ack_pending": 77}
     )
-    topology = await ensure_jetstream(js, changed)
+    with caplog.at_level(logging.INFO, logger="ponix_nats.provisioning"):
+        topology = await ensure_jetstream(js, grown)
     assert topology.created == ()
     assert set(topology.updated) == {
         "stream.max_age",
@@ -80,12 +88,97 @@ async def test_drifted_limits_and_consumer_knobs_are_updated_in_place(
         "consumer.max_ack_pending",
     }
     stream = (await js.stream_info(settings.stream)).config
-    assert stream.max_age == pytest.approx(600.0)
-    assert stream.max_bytes == 10_000_000
+    assert stream.max_age == pytest.approx(7200.0)
+    assert stream.max_bytes == 20_000_000
     consumer = (await js.consumer_info(settings.stream, settings.consumer)).config
     assert consumer.ack_wait == pytest.approx(7.0)
     assert consumer.max_ack_pending == 77
-    assert (await ensure_jetstream(js, changed)).updated == ()
+    assert (await ensure_jetstream(js, grown)).updated == ()
+
+    logged = {
+        (r.what, r.target, r.field, r.old, r.new)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "jetstream config changed"
+    }
+    assert logged == {
+        ("stream", settings.stream, "max_age", "3600s", "7200s"),
+        ("stream", settings.stream, "max_bytes", "10000000", "20000000"),
+        ("consumer", settings.consumer, "ack_wait", "5s", "7s"),
+        ("consumer", settings.consumer, "max_ack_pending", "20000", "77"),
+    }
+
+
+async def test_shrinking_limits_is_refused_and_changes_nothing(
+    js: JetStreamContext, settings: NatsSettings
+) -> None:
+    await ensure_jetstream(js, settings)
+    before = (await js.stream_info(settings.stream)).config
+    shrunk = settings.model_copy(
+        update={
+            "max_age": 600.0,
+            "duplicate_window": 30.0,
+            "max_msg_size": 1024,
+            "max_bytes": 10_000_000,
+            "ack_wait": 9.0,  # a change that is allowed, refused along with the rest
+        }
+    )
+    with pytest.raises(ShrinkRefusedError) as info:
+        await ensure_jetstream(js, shrunk)
+    assert info.value.code == "nats.shrink_refused"
+    assert set(info.value.fields) == {
+        "stream.max_age",
+        "stream.duplicate_window",
+        "stream.max_msg_size",
+        "stream.max_bytes",
+        "dlq_stream.duplicate_window",
+    }
+    assert "stream.max_age 3600s -> 600s" in str(info.value)
+    assert "NATS_ALLOW_SHRINK" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert (await js.stream_info(settings.stream)).config == before
+    consumer = (await js.consumer_info(settings.stream, settings.consumer)).config
+    assert consumer.ack_wait == pytest.approx(settings.ack_wait)
+
+
+async def test_a_shrink_is_applied_when_allowed_by_argument_or_setting(
+    js: JetStreamContext, settings: NatsSettings
+) -> None:
+    await ensure_jetstream(js, settings)
+    shorter = settings.model_copy(update={"max_age": 600.0})
+    topology = await ensure_jetstream(js, shorter, allow_shrink=True)
+    assert topology.updated == ("stream.max_age",)
+    assert [str(c) for c in topology.changes] == ["stream.max_age 3600s -> 600s"]
+    assert topology.changes[0].shrinks
+
+    shortest = settings.model_copy(update={"max_age": 300.0, "allow_shrink": True})
+    assert (await ensure_jetstream(js, shortest)).updated == ("stream.max_age",)
+    assert (await js.stream_info(settings.stream)).config.max_age == pytest.approx(300.0)
+    with pytest.raises(ShrinkRefusedError):  # the argument wins over the setting
+        await ensure_jetstream(
+            js, shortest.model_copy(update={"max_age": 60.0}), allow_shrink=False
+        )
+
+
+async def test_check_reports_missing_and_drifted_pieces_and_changes_nothing(
+    js: JetStreamContext, settings: NatsSettings
+) -> None:
+    check = await check_jetstream(js, settings)
+    assert check.missing == ("stream", "dlq_stream", "consumer")
+    with pytest.raises(StreamMissingError) as missing:
+        check.require_stream()
+    assert missing.value.code == "nats.stream_missing"
+    with pytest.raises(NotFoundError):
+        await js.stream_info(settings.stream)
+
+    await ensure_jetstream(js, settings.model_copy(update={"max_age": 7200.0}))
+    before = await js.stream_info(settings.stream)
+    check = await check_jetstream(js, settings)
+    assert check.require_stream() is check
+    assert check.missing == ()
+    assert [str(c) for c in check.drift] == ["stream.max_age 7200s -> 3600s"]
+    assert check.drift[0].shrinks
+    assert check.summary() == "stream.max_age is 7200s (settings: 3600s)"
+    assert (await js.stream_info(settings.stream)).config == before.config
 
 
 async def test_a_server_side_max_deliver_from_an_older_release_is_lifted(

@@ -61,6 +61,11 @@ class NatsSettings(PonixSettings):
         7 * 24 * 3600.0, ge=0, description="Seconds a message is retained; 0 keeps forever."
     )
     max_bytes: int = Field(-1, ge=-1, description="Stream size limit in bytes; -1 is unlimited.")
+    allow_shrink: bool = Field(
+        False,
+        description="Let provisioning lower replicas or shrink limits (max_age, max_bytes, "
+        "max_msg_size, duplicate_window) of an existing stream.",
+    )
 
     consumer: str = Field("clickhouse-writer", pattern=_NAME, description="Durable consumer.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Messages per fetch.")

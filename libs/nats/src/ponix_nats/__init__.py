@@ -3,6 +3,7 @@
 Nothing outside this package imports its modules directly: use the names re-exported here.
 """
 
+from ponix_nats import headers
 from ponix_nats.connection import connect, tls_context
 from ponix_nats.consumer import (
     PROCESSOR_FAILED,
@@ -27,11 +28,18 @@ from ponix_nats.errors import (
     NatsUnavailableError,
     ProvisioningError,
     PublishError,
+    ShrinkRefusedError,
+    StreamMissingError,
 )
+from ponix_nats.lookup import consumer_info, stream_info
 from ponix_nats.outcome import ACK, Ack, Nak, Outcome, ProcessingResult, Term
 from ponix_nats.producer import EnvelopeProducer, PublishAck, SerializableEnvelope
 from ponix_nats.provisioning import (
+    FieldChange,
     ProvisionedTopology,
+    TopologyCheck,
+    check_jetstream,
+    compare_topology,
     consumer_config,
     dlq_stream_config,
     ensure_jetstream,
@@ -59,6 +67,7 @@ __all__ = (
     "DeadLetterPublisher",
     "DeadLetters",
     "EnvelopeProducer",
+    "FieldChange",
     "Nak",
     "NatsAuthError",
     "NatsError",
@@ -74,17 +83,25 @@ __all__ = (
     "SerializableEnvelope",
     "SettlePolicy",
     "Settled",
+    "ShrinkRefusedError",
+    "StreamMissingError",
     "Term",
+    "TopologyCheck",
+    "check_jetstream",
+    "compare_topology",
     "connect",
     "consumer_config",
+    "consumer_info",
     "decide",
     "dlq_stream_config",
     "ensure_jetstream",
     "get_dead_letter",
+    "headers",
     "keep_alive",
     "list_dead_letters",
     "redrive",
     "settle",
     "stream_config",
+    "stream_info",
     "tls_context",
 )

@@ -104,3 +104,36 @@ class DeadLetterNotFoundError(NatsError):
         super().__init__(f"{stream} has no message {seq}")
         self.stream = stream
         self.seq = seq
+
+
+class StreamMissingError(NatsError):
+    """The envelope stream does not exist, and this caller may not create it."""
+
+    code = "nats.stream_missing"
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(
+            f"stream {stream} does not exist: the ingester creates it, or `ponix provision`"
+        )
+        self.stream = stream
+
+
+class ShrinkRefusedError(ProvisioningError):
+    """Provisioning would lower replicas or shrink a limit, and was not allowed to.
+
+    ``shrinks`` are ``"<what>.<field> <old> -> <new>"`` (``what``: stream, dlq_stream)."""
+
+    code = "nats.shrink_refused"
+
+    def __init__(self, stream: str, shrinks: Sequence[str]) -> None:
+        fields = [s.split(" ", 1)[0] for s in shrinks]
+        reason = (
+            f"would shrink {'; '.join(shrinks)}; make the settings match, or allow it with "
+            "NATS_ALLOW_SHRINK=true (`ponix provision --allow-shrink`)"
+        )
+        NatsError.__init__(self, f"stream {stream}: {reason}")
+        self.stream = stream
+        self.consumer = None
+        self.fields = tuple(fields)
+        self.reason = one_line(reason)
+        self.shrinks = tuple(shrinks)

@@ -34,9 +34,9 @@ from nats.aio.subscription import Subscription
 from ponix_config import NatsSettings
 from ponix_nats.connection import UNAVAILABLE_ERRORS, describe
 from ponix_nats.errors import PublishError
+from ponix_nats.headers import NATS_MSG_ID
 from ponix_telemetry import metrics
 
-NATS_MSG_ID: Final = "Nats-Msg-Id"
 # Prometheus counters are bumped once per this many PubAcks (and on flush), not per message.
 _REPORT_EVERY: Final = 1024
 _NO_RESPONDERS: Final = "503"
