@@ -31,6 +31,8 @@ def _line(device: str, **extra: object) -> str:
 
 
 def test_bad_lines_are_skipped_or_stop_a_strict_run(cli: Cli, pipeline_env: dict[str, str]) -> None:
+    cli.env.update(pipeline_env)
+    cli.ok("provision")  # publish never creates the stream
     argv = {"lenient": ["publish", "--file", "-"], "strict": ["publish", "--file", "-", "--strict"]}
     # Each run its own devices: the same line in both would get the same id, and one copy
     # would be counted as JetStream's duplicate.

@@ -20,6 +20,7 @@ VERBS = [
     ["query"],
     ["status"],
     ["migrate"],
+    ["provision"],
     ["audit"],
     ["dlq", "list"],
     ["dlq", "redrive"],
@@ -48,6 +49,7 @@ def test_the_root_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     for verb in ("dev", "run", "produce", "ingest", "publish", "query", "status", "migrate"):
         assert f" {verb} " in out
+    assert " provision " in out
     for verb in ("dlq", "audit", "bench"):
         assert f" {verb} " in out
 

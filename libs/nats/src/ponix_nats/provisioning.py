@@ -468,7 +468,8 @@ def _show(field: str, value: Any) -> str:
     if (field in _LIMITS or field == "max_deliver") and _limit(value) is None:
         return "unlimited"
     if field in _SECONDS:
-        return f"{float(value):g}s"
+        # Seconds as NATS_MAX_AGE takes them: 2592000s, 0.5s (nanoseconds rounded to ms).
+        return f"{float(value):.3f}".rstrip("0").rstrip(".") + "s"
     return str(value)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ponix_cli import audit, bench, dev, dlq, migrate, publish, query, services, status
+from ponix_cli import audit, bench, dev, dlq, migrate, provision, publish, query, services, status
 from ponix_cli.console import warn
 from ponix_cli.errors import USER_ERROR, error_line
 from ponix_cli.targets import hint_for
@@ -77,6 +77,7 @@ app.command("publish", epilog=publish.EPILOG)(publish.publish)
 app.command("query", epilog=query.EPILOG)(query.query)
 app.command("status", epilog=status.EPILOG)(status.status)
 app.command("migrate", epilog=migrate.EPILOG)(migrate.migrate)
+app.command("provision", epilog=provision.EPILOG)(provision.provision)
 app.add_typer(dlq.app, name="dlq")
 app.command("audit", epilog=audit.EPILOG)(audit.audit)
 bench.register(app)

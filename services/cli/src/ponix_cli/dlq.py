@@ -197,28 +197,37 @@ def redrive_line(outcome: Redriven, settings: NatsSettings) -> str:
 async def _list(
     settings: NatsSettings, limit: int, start: int
 ) -> tuple[int | None, list[DeadLetter]]:
-    from ponix_cli.jetstream import connection, stream_info
-    from ponix_nats import list_dead_letters
+    from ponix_cli.jetstream import connection, warn_drift
+    from ponix_nats import check_jetstream, list_dead_letters, stream_info
 
     async with connection(settings, name="ponix-dlq") as nc:
-        info = await stream_info(nc, settings, settings.dlq_stream)
+        js = nc.jetstream()
+        info = await stream_info(js, settings, settings.dlq_stream)
         if info is None:
             return None, []
-        letters = await list_dead_letters(nc.jetstream(), settings, limit, start_seq=start)
+        warn_drift(await check_jetstream(js, settings), missing=False)
+        letters = await list_dead_letters(js, settings, limit, start_seq=start)
         return int(info.state.messages or 0), letters
 
 
 async def _redrive(settings: NatsSettings, which: Literal["all"] | list[int]) -> list[Redriven]:
-    from ponix_cli.jetstream import connection, stream_info
-    from ponix_nats import DeadLetterNotFoundError, list_dead_letters, redrive
+    from ponix_cli.jetstream import connection, warn_drift
+    from ponix_nats import (
+        DeadLetterNotFoundError,
+        check_jetstream,
+        list_dead_letters,
+        redrive,
+        stream_info,
+    )
 
     async with connection(settings, name="ponix-dlq") as nc:
-        info = await stream_info(nc, settings, settings.dlq_stream)
+        js = nc.jetstream()
+        info = await stream_info(js, settings, settings.dlq_stream)
         if info is None:
             if which == "all":
                 return []
             raise DeadLetterNotFoundError(settings.dlq_stream, which[0])
-        js = nc.jetstream()
+        warn_drift(await check_jetstream(js, settings), missing=False)
         if which == "all":
             # Only the letters there now: a redriven envelope that fails again is dead-lettered
             # anew while we go, and must not be picked up by this same run.

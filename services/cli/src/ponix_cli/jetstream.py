@@ -1,35 +1,33 @@
-"""JetStream look-ups the verbs share: stream and consumer info that tell "missing" apart from
-"unreachable", and a connection that is always closed."""
+"""What the verbs share about JetStream: a connection that is always closed, look-ups on it,
+and the one warning line for a stream or consumer that differs from the settings.
+
+The look-ups are ``ponix_nats.stream_info``/``consumer_info`` (missing is ``None``, a server that
+does not answer is ``nats.unreachable``), taken here on a connection rather than a JetStream
+context. Only ``ponix provision`` (and the ingester) changes the server; every other verb reports
+drift with :func:`warn_drift` and leaves it alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import dataclasses
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import nats.errors
-import nats.js.errors
-from nats.aio.client import Client
-from nats.js.api import ConsumerInfo, StreamInfo
 
-from ponix_config import NatsSettings
-from ponix_nats import NatsUnavailableError, connect
+from ponix_cli import console
+from ponix_nats import TopologyCheck, connect
+from ponix_nats import consumer_info as _consumer_info
+from ponix_nats import stream_info as _stream_info
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js.api import ConsumerInfo, StreamInfo
 
-# JetStream's "stream not found" and "consumer not found" (server/errors.json).
-STREAM_NOT_FOUND: Final = 10059
-CONSUMER_NOT_FOUND: Final = 10014
-_UNAVAILABLE: Final = (
-    TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.js.errors.ServiceUnavailableError,
-    OSError,
-)
+    from ponix_config import NatsSettings
+
 _CLOSE_TIMEOUT: Final = 2.0
 
 
@@ -48,50 +46,31 @@ async def connection(settings: NatsSettings, *, name: str) -> AsyncIterator[Clie
 
 
 async def stream_info(nc: Client, settings: NatsSettings, stream: str) -> StreamInfo | None:
-    """The stream's info, or ``None`` when it does not exist (yet)."""
-    try:
-        return await _ask(settings, f"stream info {stream}", nc.jetstream().stream_info(stream))
-    except nats.js.errors.NotFoundError as exc:
-        if exc.err_code in (STREAM_NOT_FOUND, None):
-            return None
-        raise _unavailable(settings, f"stream info {stream}", exc) from None
+    """``ponix_nats.stream_info`` on ``nc``: the stream's info, ``None`` when it is missing."""
+    return await _stream_info(nc.jetstream(), settings, stream)
 
 
 async def consumer_info(
     nc: Client, settings: NatsSettings, stream: str, consumer: str
 ) -> ConsumerInfo | None:
-    """The durable consumer's info, or ``None`` when it (or its stream) does not exist."""
-    try:
-        info: ConsumerInfo = await _ask(
-            settings,
-            f"consumer info {stream}/{consumer}",
-            nc.jetstream().consumer_info(stream, consumer),
-        )
-    except nats.js.errors.NotFoundError as exc:
-        if exc.err_code in (CONSUMER_NOT_FOUND, STREAM_NOT_FOUND, None):
-            return None
-        raise _unavailable(settings, f"consumer info {stream}/{consumer}", exc) from None
-    return info
+    """``ponix_nats.consumer_info`` on ``nc``: ``None`` when the consumer or stream is missing."""
+    return await _consumer_info(nc.jetstream(), settings, stream, consumer)
 
 
-async def _ask(settings: NatsSettings, doing: str, request: Awaitable[T]) -> T:
-    try:
-        return await request
-    except nats.js.errors.NotFoundError:
-        raise
-    except _UNAVAILABLE as exc:
-        raise _unavailable(settings, doing, exc) from None
-    except nats.js.errors.APIError as exc:
-        raise _unavailable(settings, doing, exc) from None
+def drift_line(check: TopologyCheck, *, missing: bool = True) -> str | None:
+    """The warning for a topology that differs from the settings, or ``None`` when it matches
+    (``missing=False``: field differences only, for a verb that shows what is missing itself)."""
+    if not check.drift and not (missing and check.missing):
+        return None
+    shown = check if missing else dataclasses.replace(check, missing=())
+    return (
+        "warning: nats.drift: left as is (`ponix provision` applies these settings): "
+        + shown.summary()
+    )
 
 
-def _unavailable(settings: NatsSettings, doing: str, exc: BaseException) -> NatsUnavailableError:
-    if isinstance(exc, nats.js.errors.ServiceUnavailableError | nats.errors.NoRespondersError):
-        reason = "jetstream is not enabled or not responding"
-    elif isinstance(exc, TimeoutError):
-        reason = "timed out"
-    elif isinstance(exc, nats.js.errors.APIError) and exc.description:
-        reason = f"{exc.description} (err_code {exc.err_code})"
-    else:
-        reason = str(exc) or type(exc).__name__
-    return NatsUnavailableError(settings.url, f"{doing}: {reason}")
+def warn_drift(check: TopologyCheck, *, missing: bool = True) -> None:
+    """Print :func:`drift_line` on stderr when there is anything to say."""
+    line = drift_line(check, missing=missing)
+    if line is not None:
+        console.warn(line)

@@ -120,7 +120,8 @@ def publish(
     A bad line is reported on stderr with its line number and skipped (`--strict` stops
     there, exit 1; the envelopes before it are already published). The summary says how
     many were published, how many JetStream dropped as duplicates, and how many lines were
-    bad. Creates the stream if it does not exist yet.
+    bad. Never creates or changes the stream: it must exist (the ingester or `ponix provision`
+    creates it), and settings that differ from it are reported in one warning line.
 
     A line without `id` gets one derived from its content (a UUIDv7 at its `occurred_at`),
     also sent as Nats-Msg-Id, so publishing the same file again stores each envelope once;
@@ -169,11 +170,12 @@ async def _publish(
     strict: bool,
     room: int,
 ) -> PublishSummary:
-    from ponix_nats import EnvelopeProducer, connect, ensure_jetstream
+    from ponix_cli.jetstream import warn_drift
+    from ponix_nats import EnvelopeProducer, check_jetstream, connect
 
     nc = await connect(settings, name="ponix-publish")
     try:
-        await ensure_jetstream(nc.jetstream(), settings)
+        warn_drift((await check_jetstream(nc.jetstream(), settings)).require_stream())
         producer = EnvelopeProducer(nc, settings, max_in_flight=room)
         started = time.monotonic()
         try:

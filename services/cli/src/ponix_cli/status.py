@@ -86,6 +86,18 @@ class TableState:
 
 
 @dataclass(frozen=True, slots=True)
+class Drift:
+    """One field whose value on the server differs from this command's settings."""
+
+    what: str
+    """``stream``, ``dlq_stream`` or ``consumer``."""
+    name: str
+    field: str
+    server: str
+    settings: str
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     nats_url: str
     clickhouse_url: str
@@ -94,6 +106,9 @@ class Status:
     dlq: StreamState | None = None
     table: TableState | None = None
     errors: list[str] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+    """Fields where the stream, DLQ stream or consumer differ from these settings (left as is:
+    ``ponix provision`` applies the settings)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=render.json_default)
@@ -155,8 +170,9 @@ class StatusReader:
 
     async def read(self) -> Status:
         errors: list[str] = []
+        drift: list[Drift] = []
         nats_part, table = await asyncio.gather(
-            self._read_nats(errors), asyncio.to_thread(self._read_table, errors)
+            self._read_nats(errors, drift), asyncio.to_thread(self._read_table, errors)
         )
         stream, consumer, dlq = nats_part
         return Status(
@@ -167,6 +183,7 @@ class StatusReader:
             dlq=dlq,
             table=table,
             errors=errors,
+            drift=drift,
         )
 
     async def close(self) -> None:
@@ -182,24 +199,25 @@ class StatusReader:
             await asyncio.to_thread(client.disconnect)
 
     async def _read_nats(
-        self, errors: list[str]
+        self, errors: list[str], drift: list[Drift]
     ) -> tuple[StreamState | None, ConsumerState | None, StreamState | None]:
-        from ponix_cli.jetstream import consumer_info, stream_info
-        from ponix_nats import connect
+        from ponix_nats import compare_topology, connect, consumer_info, stream_info
 
         settings = self._nats
         try:
             if self._nc is None:
                 self._nc = await connect(settings, name="ponix-status")
-            nc = self._nc
-            info = await stream_info(nc, settings, settings.stream)
-            dlq_info = await stream_info(nc, settings, settings.dlq_stream)
-            consumer = await consumer_info(nc, settings, settings.stream, settings.consumer)
+            js = self._nc.jetstream()
+            info = await stream_info(js, settings, settings.stream)
+            dlq_info = await stream_info(js, settings, settings.dlq_stream)
+            consumer = await consumer_info(js, settings, settings.stream, settings.consumer)
         except Exception as exc:
             if not isinstance(getattr(exc, "code", None), str):
                 raise
             self._note(exc, errors)
             return None, None, None
+        check = compare_topology(settings, stream=info, dlq_stream=dlq_info, consumer=consumer)
+        drift += [Drift(c.what, c.name, c.field, c.old, c.new) for c in check.drift]
         return (
             _stream_state(settings.stream, info),
             _consumer_state(settings.consumer, consumer),
@@ -312,9 +330,7 @@ def _nats_lines(snapshot: Status) -> list[str]:
     lines: list[str] = []
     stream = snapshot.stream
     if stream is None:
-        lines.append(
-            "  stream       missing (the ingester, `ponix dev` or `ponix publish` creates it)"
-        )
+        lines.append("  stream       missing (the ingester or `ponix provision` creates it)")
     else:
         span = f"seq {stream.first_seq}..{stream.last_seq}" if stream.messages else "empty"
         lines.append(
@@ -323,7 +339,7 @@ def _nats_lines(snapshot: Status) -> list[str]:
         )
     consumer = snapshot.consumer
     if consumer is None:
-        lines.append("  consumer     missing (the ingester creates it)")
+        lines.append("  consumer     missing (the ingester or `ponix provision` creates it)")
     else:
         lines.append(
             f"  consumer     {consumer.name}: pending {render.count(consumer.pending)}, "
@@ -334,6 +350,11 @@ def _nats_lines(snapshot: Status) -> list[str]:
     dead = "missing (created with the stream)" if dlq is None else render.count(dlq.messages)
     where = f" in {dlq.name}" if dlq is not None else ""
     lines.append(f"  dead letters {dead}{where}")
+    if snapshot.drift:
+        shown = "; ".join(
+            f"{d.what}.{d.field} is {d.server} (settings: {d.settings})" for d in snapshot.drift
+        )
+        lines.append(f"  drift        {shown}; left as is, `ponix provision` applies the settings")
     return lines
 
 

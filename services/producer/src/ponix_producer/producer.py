@@ -1,4 +1,8 @@
-"""The producer component: connects, ensures the stream, publishes envelopes at a rate."""
+"""The producer component: connects, checks the stream, publishes envelopes at a rate.
+
+It never creates or changes the stream (the ingester or ``ponix provision`` does): it waits
+for the stream within its start-up deadline, and logs settings that differ from it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,14 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 
 from ponix_config import NatsSettings
-from ponix_nats import EnvelopeProducer, NatsUnavailableError, connect, ensure_jetstream
+from ponix_nats import (
+    EnvelopeProducer,
+    NatsUnavailableError,
+    StreamMissingError,
+    TopologyCheck,
+    check_jetstream,
+    connect,
+)
 from ponix_producer.settings import ProducerSettings
 from ponix_producer.synthetic import SyntheticEnvelopes
 from ponix_runner import Deadline, Runner, ShutdownToken, wait_until_available
@@ -40,7 +51,15 @@ class Producer:
             "nats", connected, retry_on=(NatsUnavailableError,), deadline=deadline
         )
         js = nc.jetstream()
-        await ensure_jetstream(js, nats)
+
+        async def stream_exists() -> TopologyCheck:
+            return (await check_jetstream(js, nats)).require_stream()
+
+        check = await wait_until_available(
+            "nats stream", stream_exists, retry_on=(StreamMissingError,), deadline=deadline
+        )
+        if not check.ok:
+            log.warning("jetstream differs from the settings, left as is", drift=check.summary())
         publisher = EnvelopeProducer(nc, nats, max_in_flight=settings.max_in_flight)
         return cls(nc, publisher, settings)
 
