@@ -55,9 +55,13 @@ class Producer:
         async def stream_exists() -> TopologyCheck:
             return (await check_jetstream(js, nats)).require_stream()
 
-        check = await wait_until_available(
-            "nats stream", stream_exists, retry_on=(StreamMissingError,), deadline=deadline
-        )
+        try:
+            check = await wait_until_available(
+                "nats stream", stream_exists, retry_on=(StreamMissingError,), deadline=deadline
+            )
+        except BaseException:
+            await nc.close()
+            raise
         if not check.ok:
             log.warning("jetstream differs from the settings, left as is", drift=check.summary())
         publisher = EnvelopeProducer(nc, nats, max_in_flight=settings.max_in_flight)
