@@ -34,6 +34,7 @@ EXPECTED = (
     "Rejected",
     "Row",
     "RowBuilder",
+    "RsUpgradeReport",
     "SchemaError",
     "TableLayout",
     "TimeRange",
@@ -43,6 +44,7 @@ EXPECTED = (
     "envelope_layout",
     "insert_error",
     "insert_settings",
+    "is_rs_table",
     "make_client",
     "migrate",
     "migrations_dir",
@@ -51,9 +53,11 @@ EXPECTED = (
     "qualified_name",
     "quote_identifier",
     "read_table_layout",
+    "rs_envelope_id",
     "run_query",
     "server_version",
     "struct_json",
+    "upgrade_rs_table",
 )
 
 

@@ -54,6 +54,12 @@ from ponix_clickhouse.rows import (
     delivery_key,
     struct_json,
 )
+from ponix_clickhouse.rs_upgrade import (
+    RsUpgradeReport,
+    is_rs_table,
+    rs_envelope_id,
+    upgrade_rs_table,
+)
 from ponix_clickhouse.sql import check_identifier, qualified_name, quote_identifier
 from ponix_clickhouse.writer import BatchWriter
 from ponix_clickhouse.yoyo_backend import ClickHouseBackend, ClickHouseConnection
@@ -88,6 +94,7 @@ __all__ = (
     "Rejected",
     "Row",
     "RowBuilder",
+    "RsUpgradeReport",
     "SchemaError",
     "TableLayout",
     "TimeRange",
@@ -97,6 +104,7 @@ __all__ = (
     "envelope_layout",
     "insert_error",
     "insert_settings",
+    "is_rs_table",
     "make_client",
     "migrate",
     "migrations_dir",
@@ -105,7 +113,9 @@ __all__ = (
     "qualified_name",
     "quote_identifier",
     "read_table_layout",
+    "rs_envelope_id",
     "run_query",
     "server_version",
     "struct_json",
+    "upgrade_rs_table",
 )

@@ -28,7 +28,12 @@ from yoyo.connections import DatabaseURI
 from yoyo.migrations import default_migration_table
 
 from ponix_clickhouse.errors import ClickHouseError, MigrationError, MigrationLockedError
-from ponix_clickhouse.yoyo_backend import DEFAULT_LOCK_LEASE, ClickHouseBackend
+from ponix_clickhouse.rs_upgrade import is_rs_table
+from ponix_clickhouse.yoyo_backend import (
+    DEFAULT_LOCK_LEASE,
+    ClickHouseBackend,
+    ClickHouseConnection,
+)
 from ponix_config import ClickHouseSettings
 
 
@@ -93,7 +98,8 @@ def migrate(
 
     Raises :class:`ClickHouseUnavailableError`/:class:`ClickHouseAuthError` when the server
     cannot be used, :class:`MigrationLockedError` when another migrator holds the lock past
-    ``lock_timeout`` seconds, :class:`MigrationError` when a migration fails.
+    ``lock_timeout`` seconds, :class:`MigrationError` when a migration fails or the table is
+    a Ponix RS table (no ``id``: :func:`~ponix_clickhouse.upgrade_rs_table` upgrades it).
     """
     path = migrations_dir(source, settings=settings)
     if not path.is_dir():
@@ -113,6 +119,7 @@ def migrate(
                     _run(backend.rollback_one, migration, "roll back")
                     rolled_back.append(migration.id)
             elif not list_only:
+                _refuse_rs_table(backend.connection, settings)
                 for migration in backend.to_apply(migrations):
                     _run(backend.apply_one, migration, "apply")
                     applied.append(migration.id)
@@ -137,6 +144,20 @@ def migrate(
         already_applied=tuple(m.id for m in migrations if m.hash in before and m.hash in after),
         pending=tuple(m.id for m in migrations if m.hash not in after),
     )
+
+
+def _refuse_rs_table(connection: ClickHouseConnection, settings: ClickHouseSettings) -> None:
+    """Migration 0001 creates the table only if it is missing: an RS table would stay, and the
+    ingester would then stop at its schema check with no way forward named."""
+    rows = connection.execute(
+        "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(t)s",
+        {"db": settings.database, "t": settings.table},
+    )
+    if is_rs_table({str(name): str(kind) for name, kind in rows}):
+        raise MigrationError(
+            f"{settings.database}.{settings.table} is a Ponix RS table (no id column): "
+            "upgrade it in place with `ponix migrate --from-rs`"
+        )
 
 
 def _run(action: Any, migration: Any, verb: str) -> None:

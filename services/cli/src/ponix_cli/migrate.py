@@ -1,7 +1,9 @@
-"""``ponix migrate``: apply, list or roll back the ClickHouse migrations (yoyo, in process)."""
+"""``ponix migrate``: apply, list or roll back the ClickHouse migrations (yoyo, in process), or
+upgrade a Ponix RS table to ours (``--from-rs``)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,10 +12,12 @@ import typer
 from ponix_cli import console, render
 from ponix_cli.errors import CliError
 from ponix_cli.options import ClickHouseUrl
+from ponix_cli.progress import Ticker
 from ponix_cli.targets import use_targets
 
 if TYPE_CHECKING:
-    from ponix_clickhouse import MigrationReport
+    from ponix_clickhouse import MigrationReport, RsUpgradeReport
+    from ponix_config import ClickHouseSettings
 
 EPILOG = """
 **Examples**
@@ -22,7 +26,13 @@ EPILOG = """
 ponix migrate                      # apply what is pending (the ingester does it at start too)
 ponix migrate --list
 ponix migrate --rollback --yes     # DROPS the envelope table and every stored envelope
+ponix migrate --from-rs            # upgrade a Ponix RS table (no id column) in place
 ```
+
+**--from-rs** copies the RS table into one of ours, month by month, giving every row a
+deterministic id (the same row always gets the same id; identical rows, which RS stored for
+each redelivery, are all kept with ids of their own), checks the copy holds every row, then
+swaps: the RS table stays as `<table>_rs` until you drop it. Stop Ponix RS first.
 """
 
 
@@ -38,6 +48,13 @@ def migrate(
         bool,
         typer.Option("--yes", "-y", help="Do not ask before a rollback that drops data."),
     ] = False,
+    from_rs: Annotated[
+        bool,
+        typer.Option(
+            "--from-rs",
+            help="Upgrade a Ponix RS table (no id column) to ours, keeping every row.",
+        ),
+    ] = False,
     clickhouse_url: ClickHouseUrl = None,
 ) -> None:
     """Apply the pending ClickHouse migrations (or list them, or roll back the newest).
@@ -49,11 +66,14 @@ def migrate(
     from ponix_clickhouse import migrate as run_migrations
     from ponix_config import ClickHouseSettings, load_settings
 
-    if list_only and rollback:
-        raise typer.BadParameter("--list and --rollback exclude each other")
+    if sum((list_only, rollback, from_rs)) > 1:
+        raise typer.BadParameter("--list, --rollback and --from-rs exclude each other")
     use_targets(clickhouse_url=clickhouse_url)
     console.quiet_logging()
     settings = load_settings(ClickHouseSettings)
+    if from_rs:
+        console.say(rs_summary(_upgrade_rs(settings)))
+        return
     if rollback and not yes:
         _confirm_rollback(f"{settings.database}.{settings.table}")
     report = run_migrations(settings, rollback=rollback, list_only=list_only)
@@ -75,6 +95,40 @@ def summary(report: MigrationReport) -> str:
     applied = len(report.already_applied)
     noun = "migration" if applied == 1 else "migrations"
     return f"up to date: {applied} {noun} applied ({server})"
+
+
+def _upgrade_rs(settings: ClickHouseSettings) -> RsUpgradeReport:
+    from ponix_clickhouse import upgrade_rs_table
+
+    with contextlib.ExitStack() as stack:
+        bar: list[Ticker] = []  # drawn once the copy knows its total
+
+        def progress(copied: int, total: int) -> None:
+            if not bar:
+                bar.append(stack.enter_context(Ticker(total, "copying")))
+            bar[0].update(copied)
+
+        return upgrade_rs_table(settings, progress=progress)
+
+
+def rs_summary(report: RsUpgradeReport) -> str:
+    """What ``--from-rs`` did, in a few lines."""
+    table = f"{report.database}.{report.table}"
+    if not report.upgraded:
+        return f"{table} already has an id column: nothing to upgrade"
+    identical = ""
+    if report.identical:
+        identical = (
+            f" ({render.count(report.identical)} identical to another row, each kept "
+            "with its own id)"
+        )
+    lines = [
+        f"upgraded {table} from Ponix RS: {render.count(report.rows)} rows{identical} "
+        f"in {render.duration(report.seconds)}",
+        f"the Ponix RS table is kept as {report.backup}: drop it once you are satisfied",
+    ]
+    lines += [f"applied {m}" for m in report.applied]
+    return "\n".join(lines)
 
 
 def _print_list(report: MigrationReport) -> None:
