@@ -20,7 +20,14 @@ from nats.js.api import StreamConfig
 
 from ponix_config import NatsSettings
 from ponix_devstack import find_nats_server, free_port
-from ponix_nats import ShrinkRefusedError, check_jetstream, connect, ensure_jetstream
+from ponix_nats import (
+    NatsUnavailableError,
+    ProvisioningError,
+    ShrinkRefusedError,
+    check_jetstream,
+    connect,
+    ensure_jetstream,
+)
 from tests.e2e.conftest import clean_environment
 
 pytestmark = pytest.mark.integration
@@ -86,14 +93,18 @@ async def three_replicas(settings: NatsSettings) -> AsyncIterator[NatsSettings]:
     """The stream, DLQ stream and consumer provisioned with 3 replicas, once the cluster has
     elected its JetStream meta leader."""
     wanted = settings.model_copy(update={"replicas": 3})
-    nc = await connect(settings, name="ponix-replica-tests")
-    js = nc.jetstream(timeout=2.0)
     deadline = time.monotonic() + 30
     while True:
+        nc = None
         try:
+            # The nodes may still be starting, then electing a JetStream meta leader.
+            nc = await connect(settings, name="ponix-replica-tests")
+            js = nc.jetstream(timeout=2.0)
             await ensure_jetstream(js, wanted)
             break
-        except Exception:  # a cluster without a meta leader answers "unavailable" for a while
+        except (NatsUnavailableError, ProvisioningError):
+            if nc is not None:
+                await nc.close()
             if time.monotonic() >= deadline:
                 raise
             await asyncio.sleep(0.2)
