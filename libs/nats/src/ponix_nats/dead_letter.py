@@ -25,25 +25,27 @@ from nats.js import JetStreamContext
 from ponix_config import NatsSettings
 from ponix_nats.connection import UNAVAILABLE_ERRORS, describe, display_url
 from ponix_nats.errors import DeadLetterNotFoundError, NatsUnavailableError, PublishError, one_line
-from ponix_proto import MSG_ID_HEADER
+from ponix_nats.headers import (
+    DLQ_HEADER_PREFIX,
+    HEADER_CODE,
+    HEADER_DELIVERIES,
+    HEADER_FAILED_AT,
+    HEADER_MSG_ID,
+    HEADER_REASON,
+    HEADER_REDRIVEN_FROM,
+    HEADER_SEQUENCE,
+    HEADER_STREAM,
+    HEADER_SUBJECT,
+    HEADER_TRUNCATED,
+    NATS_HEADER_PREFIX,
+    NATS_MSG_ID,
+)
 
-HEADER_REASON: Final = "Ponix-Dlq-Reason"
-HEADER_CODE: Final = "Ponix-Dlq-Code"
-HEADER_STREAM: Final = "Ponix-Dlq-Stream"
-HEADER_SEQUENCE: Final = "Ponix-Dlq-Sequence"
-HEADER_DELIVERIES: Final = "Ponix-Dlq-Deliveries"
-HEADER_FAILED_AT: Final = "Ponix-Dlq-Failed-At"
-HEADER_SUBJECT: Final = "Ponix-Dlq-Subject"
-HEADER_MSG_ID: Final = "Ponix-Dlq-Msg-Id"
-HEADER_REDRIVEN_FROM: Final = "Ponix-Redriven-From"
-HEADER_TRUNCATED: Final = "Ponix-Dlq-Truncated"
-NATS_MSG_ID: Final = MSG_ID_HEADER
 
 # Headers are one line each; a multi-kilobyte traceback belongs in the logs, not in NATS.
 MAX_REASON_CHARS: Final = 1000
 # STREAM.MSG.GET: "no message found".
 _NO_MESSAGE: Final = 10037
-_DLQ_PREFIX: Final = "Ponix-Dlq-"
 # The header JetStreamContext.publish adds when a stream is named, and the frame around headers.
 _EXPECTED_STREAM: Final = "Nats-Expected-Stream"
 _HEADER_FRAME: Final = len(b"NATS/1.0\r\n") + len(b"\r\n")
@@ -282,7 +284,7 @@ async def _next_letter(js: JetStreamContext, settings: NatsSettings, seq: int) -
 
 
 def _ours_or_nats(name: str) -> bool:
-    return name.startswith(("Nats-", _DLQ_PREFIX, HEADER_REDRIVEN_FROM))
+    return name.startswith((NATS_HEADER_PREFIX, DLQ_HEADER_PREFIX, HEADER_REDRIVEN_FROM))
 
 
 def _int(text: str | None) -> int:
