@@ -42,8 +42,8 @@ from ponix_config import NatsSettings
 from ponix_nats.connection import UNAVAILABLE_ERRORS, describe, display_url
 from ponix_nats.dead_letter import DeadLetterPublisher
 from ponix_nats.errors import NatsUnavailableError, ProvisioningError
-from ponix_nats.outcome import ProcessingResult
 from ponix_nats.lookup import CONSUMER_NOT_FOUND, STREAM_NOT_FOUND, describe_api_error
+from ponix_nats.outcome import ProcessingResult
 from ponix_nats.pull import PullRequests
 from ponix_nats.settle import DeadLetters, SettlePolicy, keep_alive, settle
 from ponix_runner import Backoff, ShutdownSignal

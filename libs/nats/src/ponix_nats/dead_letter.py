@@ -41,7 +41,6 @@ from ponix_nats.headers import (
     NATS_MSG_ID,
 )
 
-
 # Headers are one line each; a multi-kilobyte traceback belongs in the logs, not in NATS.
 MAX_REASON_CHARS: Final = 1000
 # STREAM.MSG.GET: "no message found".
