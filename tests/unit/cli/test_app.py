@@ -24,6 +24,7 @@ VERBS = [
     ["audit"],
     ["dlq", "list"],
     ["dlq", "redrive"],
+    ["stream", "peek"],
 ]
 
 
@@ -115,7 +116,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_args: object) -> None:
         raise RuntimeError("a bug, not a user mistake")
 
-    monkeypatch.setattr(query, "_run", broken)
+    monkeypatch.setattr(query, "_streamed", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         ponix_cli.main(["query", "SELECT 1"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -40,7 +41,7 @@ def test_csv_has_a_header_and_quotes_json_text() -> None:
     assert text.splitlines() == ["id,data", 'e-1,"{""t"":1}"', "e-2,"]
 
 
-def test_json_is_an_array_of_objects_with_typed_values() -> None:
+def test_json_lines_are_one_object_per_row_with_typed_values() -> None:
     rows = [
         (
             UUID(int=1),
@@ -51,8 +52,11 @@ def test_json_is_an_array_of_objects_with_typed_values() -> None:
             [1, 2],
         )
     ]
-    parsed = json.loads(render.json_text(("u", "t", "d", "day", "raw", "arr"), rows))
-    assert parsed == [
+    out = io.StringIO()
+    assert render.write_jsonl(out, ("u", "t", "d", "day", "raw", "arr"), rows * 2) == 2
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert [json.loads(line) for line in lines] == 2 * [
         {
             "u": "00000000-0000-0000-0000-000000000001",
             "t": "2026-01-02T03:04:05+00:00",

@@ -12,7 +12,19 @@ from typing import Annotated
 
 import typer
 
-from ponix_cli import audit, bench, dev, dlq, migrate, provision, publish, query, services, status
+from ponix_cli import (
+    audit,
+    bench,
+    dev,
+    dlq,
+    migrate,
+    peek,
+    provision,
+    publish,
+    query,
+    services,
+    status,
+)
 from ponix_cli.console import warn
 from ponix_cli.errors import USER_ERROR, error_line
 from ponix_cli.targets import hint_for
@@ -24,7 +36,11 @@ Start a local stack with `ponix dev` (or `make dev`); in another shell of the sa
 every other verb finds it through `.ponix/env`. Elsewhere, set `NATS_URL` and `CLICKHOUSE_URL`
 (or pass `--nats-url` / `--clickhouse-url`).
 
-Errors are one line, `error: <code>: <reason>`, with exit code 1 (2 for a wrong command line).
+Errors are one line, `error: <code>: <reason>`, with exit code 1 (2 for a wrong command line;
+`ponix audit` exits 3 when it finds missing or duplicated envelopes).
+
+Shell completion: `ponix --install-completion` (bash, zsh, fish, PowerShell), then open a new
+shell; `ponix --show-completion` prints the script instead.
 """
 
 EPILOG = """
@@ -35,6 +51,7 @@ ponix dev                      # shell 1: nats-server + ClickHouse + the pipelin
 ponix publish --count 1000     # shell 2
 ponix query "SELECT count() FROM ponix.processed_envelopes FINAL"
 ponix status
+ponix stream peek -n 3
 ponix audit
 ```
 """
@@ -45,7 +62,7 @@ app = typer.Typer(
     epilog=EPILOG,
     rich_markup_mode="markdown",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
@@ -80,6 +97,7 @@ app.command("migrate", epilog=migrate.EPILOG)(migrate.migrate)
 app.command("provision", epilog=provision.EPILOG)(provision.provision)
 app.add_typer(dlq.app, name="dlq")
 app.command("audit", epilog=audit.EPILOG)(audit.audit)
+app.add_typer(peek.app, name="stream")
 bench.register(app)
 
 

@@ -98,7 +98,6 @@ def publish(
         str | None,
         typer.Option(
             "--file",
-            "-f",
             help="Publish the envelopes of a JSON-lines file; `-` reads stdin.",
             show_default=False,
         ),

@@ -1,8 +1,9 @@
-"""Pure formatting: query results as a table, TSV, CSV or JSON, and human-sized numbers.
+"""Pure formatting: query results as a table, TSV, CSV or JSON lines, and human-sized numbers.
 
 TSV follows ClickHouse's ``TabSeparated`` (what ``clickhouse-client`` prints when piped): no
-header, ``\\t`` ``\\n`` ``\\\\`` escaped, NULL as ``\\N``. CSV has a header row; JSON is an array
-of one object per row.
+header, ``\\t`` ``\\n`` ``\\\\`` escaped, NULL as ``\\N``. CSV has a header row; JSON lines are one
+object per row. The writers take rows as an iterable and write as they go, so a result never
+has to be held whole.
 """
 
 from __future__ import annotations
@@ -13,29 +14,39 @@ import enum
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, Final
+from itertools import islice
+from typing import Any, Final, TextIO
 from uuid import UUID
 
 from rich import box
 from rich.table import Table
 
 NULL_CELL: Final = "NULL"
+_LINES_PER_WRITE: Final = 500
 _TSV_ESCAPES: Final = str.maketrans(
     {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
 )
 
 
 class OutputFormat(enum.StrEnum):
-    """How ``ponix query`` prints rows."""
+    """The formats ponix writes itself (any other name is ClickHouse's, see ``ponix query``)."""
 
     TABLE = "table"
     TSV = "tsv"
     CSV = "csv"
-    JSON = "json"
+    JSONL = "jsonl"
+
+    @classmethod
+    def named(cls, name: str) -> OutputFormat | None:
+        """Ours by its exact (lower-case) name, else ``None``."""
+        try:
+            return cls(name)
+        except ValueError:
+            return None
 
 
 def default_format(is_tty: bool) -> OutputFormat:
@@ -45,6 +56,9 @@ def default_format(is_tty: bool) -> OutputFormat:
 
 def plain(value: Any) -> str:
     """One value as text: ISO times, JSON for composites, ``NULL`` for None."""
+    exact = _PLAIN_BY_TYPE.get(type(value))
+    if exact is not None:
+        return exact(value)
     if value is None:
         return NULL_CELL
     if isinstance(value, str):
@@ -52,12 +66,7 @@ def plain(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        # As ClickHouse prints DateTime: wall time in the column's zone, no offset.
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
-        if not value.microsecond:
-            return text
-        fraction = f"{value.microsecond:06d}"
-        return f"{text}.{fraction[:3] if fraction.endswith('000') else fraction}"
+        return _datetime_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, list | tuple | dict):
@@ -65,30 +74,94 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+def _datetime_text(value: datetime) -> str:
+    # As ClickHouse prints DateTime: wall time in the column's zone, no offset.
+    micros = value.microsecond
+    spec = "seconds" if not micros else "milliseconds" if not micros % 1000 else "microseconds"
+    return value.replace(tzinfo=None).isoformat(" ", spec)
+
+
+def _text(value: str) -> str:
+    return value
+
+
+# The common cell types, looked up by exact type: a million-row result is several million cells.
+_PLAIN_BY_TYPE: Final[dict[type, Callable[[Any], str]]] = {
+    str: _text,
+    int: int.__repr__,
+    float: float.__repr__,
+    datetime: _datetime_text,
+}
+
+
 def tsv_lines(rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     """ClickHouse ``TabSeparated`` lines, without the trailing newline."""
     for row in rows:
-        yield "\t".join(_tsv_cell(value) for value in row)
+        yield "\t".join([_tsv_cell(value) for value in row])
 
 
 def _tsv_cell(value: Any) -> str:
+    kind = type(value)
+    if kind is int or kind is float:
+        return repr(value)
     return "\\N" if value is None else plain(value).translate(_TSV_ESCAPES)
 
 
-def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """RFC 4180 CSV with a header row; NULL is an empty field."""
-    out = io.StringIO()
+def write_tsv(out: TextIO, rows: Iterable[Sequence[Any]]) -> int:
+    """``TabSeparated`` lines to ``out``; returns how many rows were written."""
+    return _write_lines(out, tsv_lines(rows))
+
+
+def write_csv(out: TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """RFC 4180 CSV with a header row; NULL is an empty field. Returns the rows written."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
+    n = 0
     for row in rows:
         writer.writerow(["" if value is None else plain(value) for value in row])
+        n += 1
+    return n
+
+
+def write_jsonl(out: TextIO, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """JSON lines: one object per row keyed by column name. Returns the rows written."""
+    encode = json.JSONEncoder(
+        default=json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode
+    return _write_lines(out, (encode(dict(zip(columns, row, strict=True))) for row in rows))
+
+
+def _write_lines(out: TextIO, lines: Iterable[str]) -> int:
+    """``lines`` to ``out``, newline-terminated, a few hundred per write."""
+    n = 0
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == _LINES_PER_WRITE:
+            out.write("\n".join(batch) + "\n")
+            n += len(batch)
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+        n += len(batch)
+    return n
+
+
+def json_line(value: Any) -> str:
+    """``value`` as compact JSON on one line (times as ISO 8601, see :func:`json_default`)."""
+    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """:func:`write_csv` into a string."""
+    out = io.StringIO()
+    write_csv(out, columns, rows)
     return out.getvalue()
 
 
-def json_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A JSON array with one object per row, keyed by column name."""
-    objects = [dict(zip(columns, row, strict=True)) for row in rows]
-    return json.dumps(objects, default=json_default, ensure_ascii=False, indent=2)
+def first(rows: Iterable[Sequence[Any]], n: int) -> list[Sequence[Any]]:
+    """At most the first ``n`` rows, taken from an iterator without reading the rest."""
+    return list(islice(rows, n))
 
 
 def json_default(value: Any) -> Any:

@@ -120,7 +120,7 @@ def status(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option("--interval", "-n", min=0.2, help="Seconds between refreshes with --watch."),
+        typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch."),
     ] = DEFAULT_INTERVAL,
     as_json: Json = False,
     nats_url: NatsUrl = None,
