@@ -114,6 +114,11 @@ async def read_messages(
         finished.set()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+        # nats-py leaves an unsubscribed ephemeral to the server's inactive_threshold; delete it
+        # now so `nats consumer ls` shows only the durable one again.
+        with contextlib.suppress(Exception):
+            name = (await sub.consumer_info()).name
+            await js.delete_consumer(stream, name)
     if failure:
         raise failure[0]
 
