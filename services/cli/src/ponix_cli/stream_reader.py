@@ -21,13 +21,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
+from ponix_cli.errors import CliError
+
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
+    from nats.js.api import ConsumerInfo
 
-# Reading stops when nothing arrives for this long while idle (the messages left were removed
-# meanwhile: max_age, a purge).
+# After this long without a message while idle, the reader asks the server whether anything is
+# left (the messages left may have been removed meanwhile: max_age, a purge).
 STALL_TIMEOUT: Final = 5.0
+# With messages still pending, a reader that gets none for this long fails rather than report a
+# partial read as a whole one.
+MAX_IDLE: Final = 60.0
 _INACTIVE_THRESHOLD: Final = 30.0
 
 Handler = Callable[["Msg", int], Awaitable[bool]]
@@ -63,15 +69,18 @@ async def read_messages(
     to ``handle``, in stream order, one at a time."""
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    config = ConsumerConfig(inactive_threshold=_INACTIVE_THRESHOLD)
-    if start.seq is not None:
-        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-        config.opt_start_seq = start.seq
-    elif start.time is not None:
-        config.deliver_policy = DeliverPolicy.BY_START_TIME
-        config.opt_start_time = start.time
-    else:
-        config.deliver_policy = DeliverPolicy.ALL
+    js = nc.jetstream()
+    first = await _first_sequence(nc, stream, subject, start)
+    if first > last_seq:
+        return
+    # By sequence, never by time: nats-py re-creates an ordered consumer from the sequence after
+    # the last one delivered, keeping the rest of the config, and the server refuses a start
+    # time next to a start sequence.
+    config = ConsumerConfig(
+        inactive_threshold=_INACTIVE_THRESHOLD,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=first,
+    )
 
     finished = asyncio.Event()
     moved = asyncio.Event()
@@ -96,7 +105,6 @@ async def read_messages(
             busy = False
             moved.set()
 
-    js = nc.jetstream()
     sub = await js.subscribe(
         subject,
         stream=stream,
@@ -109,7 +117,7 @@ async def read_messages(
     try:
         info = await sub.consumer_info()
         if info.num_pending or (info.delivered and info.delivered.consumer_seq):
-            await _wait(finished, moved, lambda: busy, stall_timeout)
+            await _wait(finished, moved, lambda: busy, sub.consumer_info, stall_timeout)
     finally:
         finished.set()
         with contextlib.suppress(Exception):
@@ -123,14 +131,56 @@ async def read_messages(
         raise failure[0]
 
 
+async def _first_sequence(nc: NatsClient, stream: str, subject: str, start: StartAt) -> int:
+    """The stream sequence reading starts at. A start time is resolved once, by a consumer
+    created for the purpose: the server positions it at the first message stored at or after
+    that time, and reports the sequence before it as delivered."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    if start.time is None:
+        return start.seq or 1
+    js = nc.jetstream()
+    probe = await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=start.time,
+            ack_policy=AckPolicy.NONE,
+            filter_subject=subject,
+            mem_storage=True,
+            inactive_threshold=_INACTIVE_THRESHOLD,
+        ),
+    )
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(stream, probe.name)
+    delivered = probe.delivered.stream_seq if probe.delivered else 0
+    return int(delivered or 0) + 1
+
+
 async def _wait(
-    finished: asyncio.Event, moved: asyncio.Event, busy: Callable[[], bool], stall: float
+    finished: asyncio.Event,
+    moved: asyncio.Event,
+    busy: Callable[[], bool],
+    consumer_info: Callable[[], Awaitable[ConsumerInfo]],
+    stall: float,
 ) -> None:
+    idle = 0.0
     while not finished.is_set():
         moved.clear()
         try:
             async with asyncio.timeout(stall):
                 await moved.wait()
+            idle = 0.0
         except TimeoutError:
-            if not busy():
+            if busy():
+                continue
+            pending = (await consumer_info()).num_pending
+            if not pending:
                 return
+            idle += stall
+            if idle >= MAX_IDLE:
+                raise CliError(
+                    "nats.read_stalled",
+                    f"the stream sent nothing for {idle:.0f} s with {pending} messages still "
+                    "pending for this reader; try again, or narrow it (--from-seq, --since)",
+                ) from None

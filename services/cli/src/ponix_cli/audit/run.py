@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final
 
 from ponix_cli.audit.naming import Namer
 from ponix_cli.audit.report import AuditReport, Findings
@@ -63,6 +64,8 @@ async def run_audit(
                 twice = await asyncio.to_thread(duplicated, client, clickhouse, counts)
                 settle(found, chunk, counts, twice, ack_floor=floor, reported=reported)
 
+            checker = _OneAtATime(check)
+
             first = int(info.state.first_seq or 0)
             total = max(0, last - max(first, start.seq or 0) + 1) if start.time is None else None
             with Ticker(total, "reading stream") as ticker:
@@ -70,21 +73,25 @@ async def run_audit(
                 async def handle(msg: Msg, seq: int) -> bool:
                     full = scan.add(msg, seq)
                     if full is not None:
-                        await check(full)
+                        await checker.submit(full)
                     if found.read % _TICK_EVERY == 0:
                         ticker.update(found.read)
                     return True
 
-                if info.state.messages:
-                    await read_messages(
-                        nc,
-                        stream=nats.stream,
-                        subject=nats.subjects[0],
-                        start=start,
-                        last_seq=last,
-                        handle=handle,
-                    )
-                await check(scan.take())
+                try:
+                    if info.state.messages:
+                        await read_messages(
+                            nc,
+                            stream=nats.stream,
+                            subject=nats.subjects[0],
+                            start=start,
+                            last_seq=last,
+                            handle=handle,
+                        )
+                    await checker.submit(scan.take())
+                    await checker.drain()
+                finally:
+                    checker.cancel()
     finally:
         client.disconnect()
     return AuditReport.of(
@@ -96,6 +103,29 @@ async def run_audit(
         ack_floor=floor,
         seconds=time.monotonic() - started,
     )
+
+
+class _OneAtATime:
+    """Checks chunks in the background, one at a time, while the next chunk is read: at most
+    two chunks are held, and reading (the slower side) never waits for ClickHouse unless a
+    check falls a whole chunk behind."""
+
+    def __init__(self, check: Callable[[Chunk], Coroutine[Any, Any, None]]) -> None:
+        self._check = check
+        self._running: asyncio.Task[None] | None = None
+
+    async def submit(self, chunk: Chunk) -> None:
+        await self.drain()
+        self._running = asyncio.create_task(self._check(chunk))
+
+    async def drain(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            await running
+
+    def cancel(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
 
 
 async def _dead_letter_sources(nc: NatsClient, nats: NatsSettings, from_seq: int) -> dict[int, str]:
