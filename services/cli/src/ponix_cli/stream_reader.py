@@ -163,7 +163,11 @@ async def _wait(
     busy: Callable[[], bool],
     consumer_info: Callable[[], Awaitable[ConsumerInfo]],
     stall: float,
+    max_idle: float = MAX_IDLE,
 ) -> None:
+    """Until ``finished``; when nothing moved for ``stall`` seconds and no handler is busy,
+    asks the server whether anything is left: nothing is the end, something is a stall, and
+    ``max_idle`` seconds of stalls are an error."""
     idle = 0.0
     while not finished.is_set():
         moved.clear()
@@ -178,7 +182,7 @@ async def _wait(
             if not pending:
                 return
             idle += stall
-            if idle >= MAX_IDLE:
+            if idle >= max_idle:
                 raise CliError(
                     "nats.read_stalled",
                     f"the stream sent nothing for {idle:.0f} s with {pending} messages still "
