@@ -192,7 +192,7 @@ def _write_table(stream: RowStream) -> None:
     if more:
         note = f"the first {render.count(len(rows))} rows; more not fetched (use -f tsv or LIMIT)"
     else:
-        note = f"{render.count(len(rows))} rows"
+        note = "1 row" if len(rows) == 1 else f"{render.count(len(rows))} rows"
     out.print(note, style="dim")
 
 
