@@ -3,7 +3,7 @@
 The stream is read once, from ``--from-seq``, ``--since`` or its first message up to the last
 sequence it held when the audit began, through an ordered consumer (:mod:`ponix_cli.stream_reader`).
 Each message is named with the ingester's own rule (:mod:`.naming`), gathered into chunks
-(:mod:`.scan`), and each chunk is checked against ClickHouse (:mod:`.table`) before the next is
+(:mod:`.scan`), and each chunk is checked against ClickHouse (:mod:`.table`) while the next is
 read, so memory stays flat on any stream length. :mod:`.report` holds what was found.
 
 Exit codes: 0 when every envelope read is stored exactly once, 3 when some are missing or
@@ -36,11 +36,12 @@ ponix audit --json | jq '.missing_total'
 duplicated (the report lists the first of each). 1: the audit could not run (a server
 unreachable, the stream or table missing).
 
-Uses the same INGESTER_MAX_ENVELOPE_BYTES as the ingester (set it alike) to tell poison from
-envelopes that should be stored. Messages the stream no longer retains (NATS_MAX_AGE,
-NATS_MAX_BYTES) are not audited. The stream is read in chunks of 20,000 messages, each checked
-against the table before the next, so memory stays flat however much is audited; an envelope
-published twice far apart (outside the duplicate window) counts once per chunk it falls in.
+Uses the same INGESTER_MAX_ENVELOPE_BYTES and INGESTER_TRUST_PAYLOAD_ORG as the ingester (set
+them alike) to tell poison from envelopes that should be stored. Messages the stream no longer
+retains (NATS_MAX_AGE, NATS_MAX_BYTES) are not audited. The stream is read in chunks of 20,000
+messages, each checked against the table while the next is read, so memory stays flat however
+much is audited; an envelope published twice far apart (outside the duplicate window) counts
+once per chunk it falls in.
 """
 
 
