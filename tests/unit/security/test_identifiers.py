@@ -140,6 +140,8 @@ _SQL = re.compile(r"\b(SELECT|INSERT|CREATE|DROP|ALTER|DELETE|OPTIMIZE|TRUNCATE|
 _VALIDATING = frozenset(
     {"quote_identifier", "qualified_name", "check_identifier", "column_list", "_quote", "_name"}
 )
+# Calls whose result is a number, which cannot carry SQL.
+_NUMERIC = frozenset({"int", "len"})
 # Parameters formatted raw after a check the scan cannot follow, per file: the cluster migration
 # formats ``database``/``table`` into Keeper paths after _quote() validated both.
 _CHECKED_PARAMETERS = {
@@ -188,7 +190,7 @@ class _Scope:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, str | int)
         if isinstance(node, ast.Call):
-            if _callee(node) in _VALIDATING:
+            if _callee(node) in _VALIDATING or _callee(node) in _NUMERIC:
                 return True
             # ", ".join(columns): safe when what is joined is.
             if _callee(node) == "join" and len(node.args) == 1:
@@ -218,7 +220,9 @@ class _Scope:
 
 def _unsafe_sql(path: Path) -> tuple[int, list[str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    module = _Scope(ast.Module(body=[n for n in tree.body if isinstance(n, ast.Assign)]))
+    module = _Scope(
+        ast.Module(body=[n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)])
+    )
     checked = 0
     found: list[str] = []
     functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]

@@ -339,7 +339,7 @@ def _create_table(source: str, database: str, table: str, version: tuple[int, ..
     statements = migration.module.statements(database, table, version)
     creates = [s for s in statements if str(s).startswith("CREATE TABLE")]
     if len(creates) != 1:
-        raise MigrationError(f"migration {migration.id} has no single CREATE TABLE statement")
+        raise MigrationError(f"migration {migration.id} must hold one table definition")
     return str(creates[0])
 
 
