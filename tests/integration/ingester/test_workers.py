@@ -1,23 +1,30 @@
 """INGESTER_WORKERS: decode + insert in a worker process, on the session's real ClickHouse.
 
 The worker must store exactly what the inline processor would (same rows, same deterministic
-ids for envelopes without one, same poison codes), answer before its batch latency once the
-ingester shuts down, and fail loudly, never ack, when it dies.
+ids for envelopes without one, same poison codes), hold a batch the store refuses as the inline
+writer does (the pool's ``ready()`` waits, readiness turns false), answer before its batch
+latency once the ingester shuts down, and fail loudly, never ack, when it dies. Its metrics reach
+the ingester's ``/metrics`` and never go backwards when a worker goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
-from collections.abc import AsyncIterator
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from clickhouse_driver import Client
 from nats.aio.msg import Msg
-from prometheus_client import REGISTRY
 
 from ponix_clickhouse import (
     INVALID,
@@ -31,12 +38,20 @@ from ponix_clickhouse import (
     server_version,
 )
 from ponix_config import ClickHouseSettings
-from ponix_ingester import EnvelopeProcessor
-from ponix_ingester.pipe import WorkerConfig
-from ponix_ingester.workers import WorkerError, WorkerPool
-from ponix_nats import ACK, Term
+from ponix_ingest import EnvelopeProcessor
+from ponix_nats import ACK, Nak, ProcessingResult, Term
 from ponix_proto import new_envelope_id, pb
 from ponix_runner import Deadline
+from ponix_telemetry import HealthServer
+from ponix_workers import WorkerConfig, WorkerError, WorkerMetrics, WorkerPool
+from tests.support.pipeline import (
+    Metrics,
+    Pipeline,
+    PipelineClient,
+    ServiceLauncher,
+    ServiceProcess,
+    eventually,
+)
 from tests.support.token import Token
 
 pytestmark = pytest.mark.integration
@@ -58,6 +73,10 @@ def delivery(seq: int, payload: bytes, msg_id: str | None) -> Msg:
     reply = f"$JS.ACK.{STREAM}.writer.1.{seq}.{seq}.1700000000000000000.0"
     headers = {"Nats-Msg-Id": msg_id} if msg_id else None
     return Msg(None, subject="processed_envelopes.acme", reply=reply, data=payload, headers=headers)  # type: ignore[arg-type]
+
+
+def deliveries(first: int, count: int) -> list[Msg]:
+    return [delivery(seq, envelope(seq), None) for seq in range(first, first + count)]
 
 
 @pytest.fixture
@@ -89,27 +108,77 @@ def worker_config(settings: ClickHouseSettings) -> WorkerConfig:
 
 
 @pytest.fixture
-async def pool(settings: ClickHouseSettings) -> AsyncIterator[WorkerPool]:
-    pool = await WorkerPool.start(worker_config(settings), 1, Deadline.after(60))
+def worker_metrics() -> Iterator[WorkerMetrics]:
+    directory = WorkerMetrics()
     try:
-        yield pool
+        yield directory
     finally:
-        await pool.close()
+        directory.close()
+
+
+StartPool = Callable[..., Awaitable[WorkerPool]]
+
+
+@pytest.fixture
+async def start_pool(
+    settings: ClickHouseSettings, worker_metrics: WorkerMetrics
+) -> AsyncIterator[StartPool]:
+    """Starts pools of one worker on the test's database (``**changes`` to its settings);
+    closes them after the test."""
+    pools: list[WorkerPool] = []
+
+    async def start(**changes: Any) -> WorkerPool:
+        config = worker_config(settings.model_copy(update=changes))
+        pool = await WorkerPool.start(config, 1, Deadline.after(60), worker_metrics)
+        pools.append(pool)
+        return pool
+
+    yield start
+    for pool in pools:
+        with contextlib.suppress(WorkerError):  # a test that killed a worker checked it already
+            await pool.close()
+
+
+@pytest.fixture
+async def pool(start_pool: StartPool) -> WorkerPool:
+    return await start_pool()
+
+
+@pytest.fixture
+async def scrape() -> AsyncIterator[Callable[[], Awaitable[Metrics]]]:
+    """``/metrics`` of this process, as the ingester serves it."""
+    health = HealthServer("127.0.0.1", 0)
+    await health.start()
+    async with aiohttp.ClientSession() as session:
+
+        async def get() -> Metrics:
+            url = f"http://127.0.0.1:{health.bound_port}/metrics"
+            async with session.get(url) as answer:
+                return Metrics.parse(await answer.text())
+
+        yield get
+    await health.stop()
+
+
+def query(settings: ClickHouseSettings, sql: str) -> list[tuple[Any, ...]]:
+    client = Client.from_url(settings.url)
+    try:
+        return list(client.execute(sql))
+    finally:
+        client.disconnect()
 
 
 def stored_ids(settings: ClickHouseSettings) -> list[str]:
-    client = Client.from_url(settings.url)
-    try:
-        rows = client.execute(
-            f"SELECT id FROM `{settings.database}`.`{settings.table}` ORDER BY id"
-        )
-    finally:
-        client.disconnect()
-    return [str(row[0]) for row in rows]
+    table = f"`{settings.database}`.`{settings.table}`"
+    return [str(row[0]) for row in query(settings, f"SELECT id FROM {table} ORDER BY id")]
+
+
+def table_of(settings: ClickHouseSettings) -> str:
+    return f"`{settings.database}`.`{settings.table}`"
 
 
 async def test_a_worker_stores_what_the_inline_processor_would(
-    pool: WorkerPool, settings: ClickHouseSettings
+    pool: WorkerPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
 ) -> None:
     msgs = [
         delivery(1, envelope(1), "a"),
@@ -119,8 +188,7 @@ async def test_a_worker_stores_what_the_inline_processor_would(
         delivery(5, b"\xff" * (MAX_BYTES + 1), None),  # poison: too large
         delivery(6, envelope(6), "f"),
     ]
-    rows_before = REGISTRY.get_sample_value("ponix_rows_inserted_total") or 0.0
-    inserts_before = REGISTRY.get_sample_value("ponix_insert_seconds_count") or 0.0
+    before = await scrape()
 
     result = await pool.process(msgs)
 
@@ -133,12 +201,16 @@ async def test_a_worker_stores_what_the_inline_processor_would(
     builder = RowBuilder(max_bytes=MAX_BYTES, time_range=config.time_range)
     expected = sorted(row[0] for msg in msgs if isinstance(row := builder.build(msg), tuple))
     assert stored_ids(settings) == expected
-    # The writer's metrics are counted in the worker and added to this process's (the worker
-    # reports them before it answers), on top of what this process counted itself before.
-    rows_after = REGISTRY.get_sample_value("ponix_rows_inserted_total") or 0.0
-    assert rows_after == rows_before + 4
-    inserts_after = REGISTRY.get_sample_value("ponix_insert_seconds_count") or 0.0
-    assert inserts_after >= inserts_before + 1
+    # Counted in the worker, exported here: the insert is on /metrics once it is answered.
+    after = await scrape()
+    rows = "ponix_rows_inserted_total"
+    assert after.value(rows) == before.value(rows) + 4
+    count, total = "ponix_insert_seconds_count", "ponix_insert_seconds_sum"
+    assert after.value(count) >= before.value(count) + 1
+    assert after.value(total) > before.value(total)
+    assert after.value("ponix_batch_rows_sum") == before.value("ponix_batch_rows_sum") + 4
+    assert after.value("ponix_last_insert_at_seconds") > 0
+    assert after.value("ponix_in_flight_rows") == 0
 
 
 async def test_same_batches_inline_and_in_a_worker_give_the_same_rows(
@@ -160,45 +232,231 @@ async def test_same_batches_inline_and_in_a_worker_give_the_same_rows(
 
 
 async def test_at_shutdown_a_worker_inserts_at_once_what_it_buffers(
-    settings: ClickHouseSettings,
+    start_pool: StartPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
 ) -> None:
-    slow = settings.model_copy(update={"batch_max_latency": 60.0})
-    pool = await WorkerPool.start(worker_config(slow), 1, Deadline.after(60))
+    pool = await start_pool(batch_max_latency=60.0)
     token = Token()
     supervisor = asyncio.create_task(pool.run(token))
-    try:
-        batch = asyncio.create_task(pool.process([delivery(1, envelope(1), "a")]))
-        await asyncio.sleep(0.5)
-        assert not batch.done(), "stored before the latency or a shutdown asked for it"
-        token.set()
-        async with asyncio.timeout(10):
-            result = await batch
-            await supervisor
-        assert list(result.outcomes) == [ACK]
-    finally:
-        await pool.close()
+    batch = asyncio.create_task(pool.process([delivery(1, envelope(1), "a")]))
+
+    async def buffered() -> bool:
+        return (await scrape()).value("ponix_in_flight_rows") == 1
+
+    await eventually(buffered, within=10, what="the row in the worker's writer")
+    assert not batch.done(), "stored before the latency or a shutdown asked for it"
+    token.set()
+    async with asyncio.timeout(10):
+        result = await batch
+        await supervisor
+    assert list(result.outcomes) == [ACK]
     assert len(stored_ids(settings)) == 1
 
 
 async def test_a_dead_worker_fails_its_batches_and_the_service(
-    settings: ClickHouseSettings,
+    start_pool: StartPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
 ) -> None:
-    slow = settings.model_copy(update={"batch_max_latency": 60.0})
-    pool = await WorkerPool.start(worker_config(slow), 1, Deadline.after(60))
+    pool = await start_pool(batch_max_latency=60.0)
     token = Token()
     supervisor = asyncio.create_task(pool.run(token))
-    try:
-        batch = asyncio.create_task(pool.process([delivery(1, envelope(1), "a")]))
-        await asyncio.sleep(0.3)
-        [pid] = pool.pids
-        os.kill(pid, signal.SIGKILL)
-        async with asyncio.timeout(10):
-            with pytest.raises(WorkerError, match="exited"):
-                await batch
-            with pytest.raises(WorkerError, match="exited with -9"):
-                await supervisor
-        assert not pool.alive
-    finally:
-        with pytest.raises(WorkerError):
-            await pool.close()
+    batch = asyncio.create_task(pool.process([delivery(1, envelope(1), "a")]))
+
+    async def buffered() -> bool:
+        return (await scrape()).value("ponix_in_flight_rows") == 1
+
+    # The batch is in the worker's writer, not on its way: killing now loses a batch in hand.
+    await eventually(buffered, within=10, what="the row in the worker's writer")
+    [pid] = pool.pids
+    os.kill(pid, signal.SIGKILL)
+    async with asyncio.timeout(10):
+        with pytest.raises(WorkerError, match="exited"):
+            await batch
+        with pytest.raises(WorkerError, match="exited with -9"):
+            await supervisor
+    assert not pool.alive
+    with pytest.raises(WorkerError):
+        await pool.close()
     assert stored_ids(settings) == []
+    # A dead worker's rows in flight no longer count (its live gauges are removed).
+    assert (await scrape()).value("ponix_in_flight_rows") == 0
+
+
+async def test_counters_never_go_backwards_across_a_worker_restart(
+    start_pool: StartPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
+) -> None:
+    names = (
+        "ponix_rows_inserted_total",
+        "ponix_insert_seconds_count",
+        "ponix_batch_rows_count",
+        "ponix_batch_rows_sum",
+    )
+    first = await start_pool()
+    await first.process(deliveries(1, 5))
+    counted = await scrape()
+    assert counted.value("ponix_rows_inserted_total") >= 5
+
+    [pid] = first.pids
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerError):
+        await first.close()
+    after_death = await scrape()
+    for name in names:
+        assert after_death.value(name) == counted.value(name), name
+
+    second = await start_pool()
+    await second.process(deliveries(6, 3))
+    restarted = await scrape()
+    for name in names:
+        assert restarted.value(name) > counted.value(name), name
+    assert (
+        restarted.value("ponix_rows_inserted_total")
+        == counted.value("ponix_rows_inserted_total") + 3
+    )
+    assert len(stored_ids(settings)) == 8
+
+
+async def wait_holding(pool: WorkerPool) -> None:
+    async def holding() -> bool:
+        return pool.holding
+
+    await eventually(holding, within=15, what="the worker holding the batch")
+
+
+async def test_a_worker_holds_a_batch_the_table_refuses_until_it_is_back(
+    pool: WorkerPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
+) -> None:
+    table = table_of(settings)
+    holds_before = (await scrape()).value("ponix_holds_total")
+    query(settings, f"DETACH TABLE {table}")
+    try:
+        batch = asyncio.create_task(pool.process(deliveries(1, 5)))
+        await wait_holding(pool)
+        ready = asyncio.ensure_future(pool.ready())
+        # Several retries with the table refusing: nothing is given back, nothing fetched.
+        done, _ = await asyncio.wait({batch, ready}, timeout=0.5)
+        assert not done
+        held = await scrape()
+        assert held.value("ponix_held_rows") == 5
+        assert held.value("ponix_held_seconds") > 0
+        assert held.value("ponix_holds_total") == holds_before + 1
+    finally:
+        query(settings, f"ATTACH TABLE {table}")
+    async with asyncio.timeout(20):
+        result = await batch
+        await ready
+    assert list(result.outcomes) == [ACK] * 5
+    assert not pool.holding
+    assert len(stored_ids(settings)) == 5
+    back = await scrape()
+    assert back.value("ponix_held_rows") == 0
+    assert back.value("ponix_held_seconds") == 0
+
+
+async def test_at_shutdown_a_held_batch_comes_back_as_uncounted_naks(
+    pool: WorkerPool, settings: ClickHouseSettings
+) -> None:
+    table = table_of(settings)
+    token = Token()
+    supervisor = asyncio.create_task(pool.run(token))
+    query(settings, f"DETACH TABLE {table}")
+    try:
+        batch = asyncio.create_task(pool.process(deliveries(1, 3)))
+        await wait_holding(pool)
+        token.set()
+        async with asyncio.timeout(10):
+            result: ProcessingResult = await batch
+            await supervisor
+    finally:
+        query(settings, f"ATTACH TABLE {table}")
+    outcomes = list(result.outcomes)
+    assert len(outcomes) == 3
+    for outcome in outcomes:
+        assert isinstance(outcome, Nak)
+        assert outcome.code == "clickhouse.held_at_shutdown"
+        assert not outcome.counted
+    assert stored_ids(settings) == []
+    assert not pool.holding
+
+
+# -- the ingester as it ships, with one worker ---------------------------------------------------
+
+
+@pytest.fixture
+def pipeline(nats_url: str, clickhouse_url: str, clickhouse_db: str, unique: str) -> Pipeline:
+    return Pipeline.isolated(
+        nats_url=nats_url,
+        clickhouse_url=clickhouse_url,
+        unique=unique,
+        database=clickhouse_db,
+        NATS_STORAGE="memory",
+        INGESTER_WORKERS=1,
+    )
+
+
+@pytest.fixture
+async def client(pipeline: Pipeline) -> AsyncIterator[PipelineClient]:
+    async with PipelineClient.connect(pipeline) as client:
+        yield client
+        await client.delete_streams()
+
+
+def readyz(service: ServiceProcess) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{service.http_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as not_ready:
+        body = not_ready.read()
+    checks: dict[str, Any] = json.loads(body)["checks"]
+    return checks
+
+
+async def checks_are(service: ServiceProcess, **expected: bool) -> dict[str, Any]:
+    async def match() -> dict[str, Any] | None:
+        checks = await asyncio.to_thread(readyz, service)
+        return checks if all(checks.get(k) == v for k, v in expected.items()) else None
+
+    return await eventually(match, within=20, what=f"/readyz checks {expected}")
+
+
+def rows_on(metrics: Metrics) -> Sequence[float]:
+    return (
+        metrics.value("ponix_rows_inserted_total"),
+        metrics.value("ponix_insert_seconds_count"),
+        metrics.value("ponix_batch_rows_sum"),
+    )
+
+
+async def test_the_ingester_with_a_worker_shows_its_inserts_and_holds_on_its_endpoints(
+    pipeline: Pipeline, client: PipelineClient, tmp_path: Path
+) -> None:
+    table = pipeline.table
+    async with ServiceLauncher(tmp_path) as launch:
+        ingester = await launch.start(pipeline, within=60)
+        [started] = ingester.events("workers started")
+        metrics_dir = Path(started.fields["metrics_dir"])
+        assert await asyncio.to_thread(metrics_dir.is_dir)
+
+        ledger = await client.publish_synthetic(300)
+        await client.wait_until_drained(within=30)
+        rows, inserts, batch_rows = rows_on(await ingester.metrics())
+        assert rows == batch_rows == len(ledger)
+        assert inserts >= 1
+
+        await client.query(f"DETACH TABLE {table}")
+        try:
+            more = await client.publish_synthetic(50)
+            checks = await checks_are(ingester, clickhouse_inserts=False)
+            assert checks["clickhouse"] is True, "the server still answers"
+        finally:
+            await client.query(f"ATTACH TABLE {table}")
+        await client.wait_until_drained(within=30)
+        await checks_are(ingester, clickhouse_inserts=True)
+        counts = await client.counts()
+        assert counts.distinct_ids == len(ledger) + len(more)
+        assert await client.dead_letters() == []
+        assert (await ingester.metrics()).value("ponix_rows_inserted_total") >= rows + len(more)
+
+        exit_ = await ingester.terminate()
+        assert exit_.code == 0
+        gone = not await asyncio.to_thread(metrics_dir.exists)
+        assert gone, "the worker metrics directory outlived the ingester"

@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 
 from ponix_clickhouse import BatchWriter, RowBuilder, TimeRange
 from ponix_config import ClickHouseSettings, NatsSettings
-from ponix_ingester import EnvelopeProcessor
+from ponix_ingest import EnvelopeProcessor
 from ponix_nats import PublishError, SettlePolicy, consumer_config, decide, settle
 from ponix_proto import new_envelope_id, pb
 from ponix_runner import Backoff

@@ -30,7 +30,7 @@ from ponix_clickhouse import (
     RowBuilder,
     TimeRange,
 )
-from ponix_ingester import EnvelopeProcessor
+from ponix_ingest import EnvelopeProcessor
 from ponix_nats import Ack, Nak, Term
 from ponix_proto import new_envelope_id, pb
 from tests.support.deliveries import FakeDelivery

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
 from ponix_clickhouse import delivery_key, struct_json
-from ponix_ingester.pipe import stream_sequence_key
 from ponix_proto import pb
+from ponix_workers import stream_sequence_key
 
 leaves = st.one_of(
     st.none(),

@@ -1,6 +1,10 @@
 """Every Prometheus metric Ponix exports, in one place (names prefixed ``ponix_``).
 
 Hot paths count per batch (``inc(n)``), never per message.
+
+A gauge's ``multiprocess_mode`` says how the values of several processes combine when they are
+recorded in prometheus_client's multiprocess mode (the ingester's worker processes,
+``ponix_workers``); a process in the ordinary mode ignores it.
 """
 
 from __future__ import annotations
@@ -46,13 +50,19 @@ CONSUMER_ACK_PENDING = Gauge(
     "ponix_consumer_ack_pending", "Messages delivered to the consumer and not yet acked."
 )
 IN_FLIGHT_ROWS = Gauge(
-    "ponix_in_flight_rows", "Rows buffered in the writer or being inserted (bounded)."
+    "ponix_in_flight_rows",
+    "Rows buffered in the writer or being inserted (bounded).",
+    multiprocess_mode="livesum",
 )
 LAST_INSERT_AT = Gauge(
-    "ponix_last_insert_at_seconds", "Unix time of the last successful insert (UTC)."
+    "ponix_last_insert_at_seconds",
+    "Unix time of the last successful insert (UTC).",
+    multiprocess_mode="max",
 )
 IN_FLIGHT_BYTES = Gauge(
-    "ponix_in_flight_bytes", "Payload bytes of the rows buffered, held or being inserted (bounded)."
+    "ponix_in_flight_bytes",
+    "Payload bytes of the rows buffered, held or being inserted (bounded).",
+    multiprocess_mode="livesum",
 )
 CONSUMER_IN_FLIGHT_BYTES = Gauge(
     "ponix_consumer_in_flight_bytes",
@@ -61,6 +71,7 @@ CONSUMER_IN_FLIGHT_BYTES = Gauge(
 HELD_ROWS = Gauge(
     "ponix_held_rows",
     "Rows the writer holds because ClickHouse refuses or fails their insert; retried in place.",
+    multiprocess_mode="livesum",
 )
 HELD_SECONDS = Gauge(
     "ponix_held_seconds", "Seconds the oldest held batch has been held (0 when none is)."

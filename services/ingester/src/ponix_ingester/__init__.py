@@ -10,12 +10,9 @@ import os
 os.environ.setdefault("CLICKHOUSE_DRIVER_LASY_DATE_LUT", "on-demand")
 
 from ponix_ingester.ingester import Ingester
-from ponix_ingester.processor import ROW_REJECTED, EnvelopeProcessor
 from ponix_ingester.settings import IngesterSettings
 
 __all__ = (
-    "ROW_REJECTED",
-    "EnvelopeProcessor",
     "Ingester",
     "IngesterSettings",
 )

@@ -8,16 +8,19 @@ stores (latency flushes keep running) so they are acked; then the closers flush 
 drain NATS and close ClickHouse, in that order.
 
 With ``INGESTER_WORKERS`` >= 1 the writer and the row building live in worker processes
-(:mod:`ponix_ingester.workers`): the event loop here only fetches and acks. A worker that dies
-fails the service; "flush writer" then closes the workers, which flush and exit. The default
-is 0: one process does more work per core (bench/README.md has the figures).
+(``ponix_workers``): the event loop here only fetches and acks. A worker that dies fails the
+service; "flush writer" then closes the workers, which flush and exit. Their metrics go through
+a private multiprocess directory, created here and removed at exit. The default is 0: one
+process, with no worker code loaded (bench/README.md has the figures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clickhouse_driver import Client as ClickHouseClient
 from nats.aio.client import Client as NatsClient
@@ -35,13 +38,14 @@ from ponix_clickhouse import (
     server_version,
 )
 from ponix_config import ClickHouseSettings, NatsSettings
-from ponix_ingester.pipe import WorkerConfig
-from ponix_ingester.processor import EnvelopeProcessor
+from ponix_ingest import EnvelopeProcessor
 from ponix_ingester.settings import IngesterSettings
-from ponix_ingester.workers import WorkerPool
 from ponix_nats import BatchConsumer, NatsUnavailableError, connect, ensure_jetstream
 from ponix_runner import Deadline, Runner, wait_until_available
 from ponix_telemetry import ReadinessCheck, get_logger
+
+if TYPE_CHECKING:
+    from ponix_workers import WorkerMetrics, WorkerPool
 
 log = get_logger(__name__)
 
@@ -57,8 +61,11 @@ class Ingester:
     probe: ClickHouseClient
     layout: TableLayout
     clickhouse: ClickHouseSettings
+    processor: EnvelopeProcessor | WorkerPool
+    """The consumer's processor: inline, or the worker processes (``INGESTER_WORKERS`` >= 1)."""
     workers: WorkerPool | None = None
     """The worker processes that build and insert rows (``INGESTER_WORKERS`` >= 1)."""
+    worker_metrics: WorkerMetrics | None = None
 
     @classmethod
     async def start(
@@ -97,18 +104,23 @@ class Ingester:
             deadline=deadline,
         )
         js = nc.jetstream()
+        writer: BatchWriter | None = None
+        workers: WorkerPool | None = None
+        worker_metrics: WorkerMetrics | None = None
+        processor: EnvelopeProcessor | WorkerPool
         try:
             await ensure_jetstream(js, nats)
             time_range = TimeRange.for_column_type(
                 layout.type_of("occurred_at"), layout.time_scale("occurred_at")
             )
-            writer: BatchWriter | None = None
-            workers: WorkerPool | None = None
             # Rows given back at shutdown leave time to settle them within the grace period.
             writer_shutdown = settings.shutdown_grace / 2
             subjects = None if settings.trust_payload_org else nats
             bound = clickhouse.max_in_flight_bytes
             if settings.workers:
+                # Imported here: the inline ingester loads no worker code.
+                from ponix_workers import WorkerConfig, WorkerMetrics, WorkerPool
+
                 config = WorkerConfig(
                     clickhouse=clickhouse,
                     layout=layout,
@@ -117,8 +129,9 @@ class Ingester:
                     subjects=subjects,
                     shutdown_timeout=writer_shutdown,
                 )
-                workers = await WorkerPool.start(config, settings.workers, deadline)
-                consumer = BatchConsumer(nc, nats, workers, js=js, max_in_flight_bytes=bound)
+                worker_metrics = WorkerMetrics()
+                workers = await WorkerPool.start(config, settings.workers, deadline, worker_metrics)
+                processor = workers
             else:
                 writer = BatchWriter(
                     clickhouse,
@@ -132,10 +145,14 @@ class Ingester:
                     time_range=time_range,
                     subject_for=None if subjects is None else subjects.subject_for,
                 )
-                consumer = BatchConsumer(
-                    nc, nats, EnvelopeProcessor(builder, writer), js=js, max_in_flight_bytes=bound
-                )
+                processor = EnvelopeProcessor(builder, writer)
+            consumer = BatchConsumer(nc, nats, processor, js=js, max_in_flight_bytes=bound)
         except BaseException:
+            if workers is not None:
+                with contextlib.suppress(Exception):
+                    await workers.close()
+            if worker_metrics is not None:
+                worker_metrics.close()
             await nc.close()
             raise
         log.info(
@@ -146,7 +163,9 @@ class Ingester:
             consumer=nats.consumer,
             workers=settings.workers,
         )
-        return cls(nc, consumer, writer, probe, layout, clickhouse, workers)
+        return cls(
+            nc, consumer, writer, probe, layout, clickhouse, processor, workers, worker_metrics
+        )
 
     def register(self, runner: Runner) -> None:
         runner.add_process("consumer", self.consumer.run)
@@ -158,6 +177,8 @@ class Ingester:
             runner.add_closer("flush writer", self.writer.close, timeout=5.0)
         runner.add_closer("drain nats", self.nc.drain, timeout=3.0)
         runner.add_closer("close clickhouse", self._close_probe, timeout=1.0)
+        if self.worker_metrics is not None:
+            runner.add_closer("remove worker metrics", self._close_worker_metrics, timeout=1.0)
 
     def readiness(self) -> Mapping[str, ReadinessCheck]:
         async def nats_connected() -> bool:
@@ -174,9 +195,8 @@ class Ingester:
             return True
 
         async def clickhouse_storing() -> bool:
-            # False while the writer holds a batch that ClickHouse refuses, even if it answers.
-            writer = self.writer
-            return writer is None or not writer.holding
+            # False while a writer holds a batch that ClickHouse refuses, even if it answers.
+            return not self.processor.holding
 
         checks: dict[str, ReadinessCheck] = {
             "nats": nats_connected,
@@ -194,3 +214,7 @@ class Ingester:
 
     async def _close_probe(self) -> None:
         await asyncio.to_thread(self.probe.disconnect)
+
+    async def _close_worker_metrics(self) -> None:
+        if self.worker_metrics is not None:
+            self.worker_metrics.close()

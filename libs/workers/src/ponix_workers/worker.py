@@ -1,22 +1,26 @@
-"""The decode + insert worker process, started by the ingester.
+"""The decode + insert worker process, started by the pool.
 
-It runs the same :class:`EnvelopeProcessor` (``RowBuilder`` + ``BatchWriter``) as the inline
-ingester, on the batches the ingester's event loop fetched, and sends back each batch's
-:class:`~ponix_nats.ProcessingResult`; the ingester then settles it. So the event loop only fetches
-and acks, and row building and inserting use another core.
+It runs the same :class:`~ponix_ingest.EnvelopeProcessor` (``RowBuilder`` + ``BatchWriter``) as
+the inline ingester, on the batches the ingester's event loop fetched, and sends back each
+batch's :class:`~ponix_nats.ProcessingResult`; the ingester then settles it. So the event loop
+only fetches and acks, and row building and inserting use another core.
 
-Lifecycle: the ingester owns it. It reads its :class:`WorkerConfig` and batches from stdin
-(:mod:`ponix_ingester.pipe`) and answers on stdout (fd 1 is then pointed at stderr, so a stray
-print cannot corrupt the pipe). SIGINT and SIGTERM are ignored: a Ctrl-C reaches the whole
-process group, and the ingester, not the signal, decides when the worker stops. End of file on
-stdin (the ingester closed the pipe, or died) means: flush the writer, report what was stored,
-exit 0. A worker whose ingester died stores its last rows unacked; they are redelivered and
-collapse in the ReplacingMergeTree.
+Its writer holds batches through store failures exactly as the inline one does; the pool learns
+whether it holds, and whether it takes more rows, from ``STATE`` frames (:mod:`ponix_workers.pipe`).
+The writer has no event for "began holding", so while batches are in the worker the state is
+read every :data:`STATE_EVERY` seconds; an idle worker never wakes.
 
-The process runs ``python -m ponix_ingester.worker_main``
-(:data:`ponix_ingester.workers.WORKER_COMMAND`), a module nothing imports, rather than this one:
-``python -m`` on a module the package has already imported makes runpy warn and run a second
-copy of it.
+Lifecycle: the pool owns it. It reads its :class:`WorkerConfig` and batches from stdin and
+answers on stdout (fd 1 is then pointed at stderr, so a stray print cannot corrupt the pipe).
+SIGINT and SIGTERM are ignored: a Ctrl-C reaches the whole process group, and the ingester, not
+the signal, decides when the worker stops. ``FLUSH`` (shutdown began): held rows are given back
+(nakked, not counted against ``NATS_MAX_DELIVER``) and what is buffered is inserted at once.
+End of file on stdin (the ingester closed the pipe, or died) means: flush the writer, answer
+every batch, exit 0. A worker whose ingester died stores its last rows unacked; they are
+redelivered and collapse in the ReplacingMergeTree.
+
+Metrics: prometheus_client's multiprocess mode, in the directory the pool names in
+``PROMETHEUS_MULTIPROC_DIR`` (:mod:`ponix_workers.metrics`); nothing crosses the pipe for them.
 """
 
 from __future__ import annotations
@@ -32,26 +36,25 @@ import uvloop
 
 from ponix_clickhouse import BatchWriter, RowBuilder
 from ponix_config import TelemetrySettings, load_settings
-from ponix_ingester.pipe import (
-    ACCEPTING,
+from ponix_ingest import EnvelopeProcessor
+from ponix_proto import MSG_ID_HEADER
+from ponix_telemetry import configure_logging, get_logger
+from ponix_workers.pipe import (
     BATCH,
     DONE,
     FLUSH,
-    METRICS,
+    STATE,
     UP,
     WorkerConfig,
     read_frame,
     stream_sequence_key,
     write_frame,
 )
-from ponix_ingester.processor import EnvelopeProcessor
-from ponix_ingester.worker_metrics import MetricsTracker
-from ponix_proto import MSG_ID_HEADER
-from ponix_telemetry import configure_logging, get_logger
 
 log = get_logger(__name__)
 
-METRICS_EVERY: Final = 1.0
+STATE_EVERY: Final = 0.05
+"""Seconds between two reads of the writer's state while batches are in the worker."""
 
 
 class _Piped:
@@ -96,10 +99,11 @@ class _Worker:
             ),
             self.writer,
         )
-        # The writer's metrics: counted here, exported there. Made before the first insert: it
-        # records the histograms' values from then on.
-        self.metrics = MetricsTracker()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.busy = asyncio.Event()
+        """Set while a batch (or a flush) is in the worker."""
+        self.state = (True, False)
+        """(accepting, holding), as the pool last heard it."""
         self.waiting_for_room: asyncio.Task[None] | None = None
         self.draining = False
 
@@ -112,19 +116,25 @@ class _Worker:
         subjects: list[str],
     ) -> None:
         msgs = [_Piped(data, ids[i], replies[i], subjects[i]) for i, data in enumerate(payloads)]
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._store(batch_id, msgs))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._track(self._store(batch_id, msgs))
         if self.draining:
             # After the store task has added its rows (tasks start in order).
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Insert what is buffered now, without waiting for the batch latency."""
-        task = asyncio.get_running_loop().create_task(self.writer.flush())
+        self._track(self.writer.flush())
+
+    def _track(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.busy.set()
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not self.tasks:
+            self.busy.clear()
 
     def shut_down(self) -> None:
         """Shutdown began: stop holding (held rows are given back) and insert what is left."""
@@ -134,40 +144,43 @@ class _Worker:
 
     async def _store(self, batch_id: int, msgs: list[_Piped]) -> None:
         try:
-            outcome: object = await self.processor.process(msgs)
+            result: object = await self.processor.process(msgs)
         except Exception as exc:  # the ingester naks the batch, as inline
             log.exception("batch failed in the worker", messages=len(msgs))
-            outcome = f"{type(exc).__name__}: {exc}"
-        accepting = self.writer.accepting
-        # The metrics first: once the ingester has acked, they already count this batch's insert.
-        self.report_metrics()
-        write_frame(self.out, (DONE, batch_id, outcome, accepting))
-        if not accepting and self.waiting_for_room is None:
+            result = f"{type(exc).__name__}: {exc}"
+        self.send_state()
+        write_frame(self.out, (DONE, batch_id, result))
+
+    def send_state(self) -> None:
+        """Tell the pool whether the writer accepts rows and whether it holds, if that changed."""
+        writer = self.writer
+        state = (writer.accepting, writer.holding)
+        if state == self.state:
+            return
+        self.state = state
+        write_frame(self.out, (STATE, *state))
+        if not state[0] and self.waiting_for_room is None:
             self.waiting_for_room = asyncio.get_running_loop().create_task(self._announce_room())
 
     async def _announce_room(self) -> None:
         await self.writer.ready()
         self.waiting_for_room = None
-        write_frame(self.out, (ACCEPTING,))
+        self.send_state()
 
-    def report_metrics(self) -> None:
-        changes = self.metrics.changes()
-        if changes is not None:
-            write_frame(self.out, (METRICS, *changes))
-
-    async def report_metrics_forever(self) -> None:
+    async def watch_state(self) -> None:
+        """While batches are here, read the writer's state every ``STATE_EVERY`` seconds."""
         while True:
-            await asyncio.sleep(METRICS_EVERY)
-            self.report_metrics()
+            await self.busy.wait()
+            self.send_state()
+            await asyncio.sleep(STATE_EVERY)
 
     async def finish(self) -> None:
-        """End of input: store what is buffered, report every batch, then the last metrics."""
+        """End of input: store what is buffered and answer every batch."""
         await self.writer.close()
         if self.tasks:
             await asyncio.wait(set(self.tasks))
         if self.waiting_for_room is not None:
             self.waiting_for_room.cancel()
-        self.report_metrics()
 
 
 async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.BaseTransport]:
@@ -207,7 +220,7 @@ async def _serve(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> Non
         raise TypeError(f"expected a WorkerConfig first, got {type(config).__name__}")
     worker = _Worker(config, out)
     write_frame(out, (UP,))
-    reporter = asyncio.get_running_loop().create_task(worker.report_metrics_forever())
+    watcher = asyncio.get_running_loop().create_task(worker.watch_state())
     try:
         while True:
             try:
@@ -223,7 +236,7 @@ async def _serve(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> Non
                 raise ValueError(f"unexpected frame {frame[0]!r}")
         await worker.finish()
     finally:
-        reporter.cancel()
+        watcher.cancel()
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """A worker process starts, handshakes and exits cleanly, and says nothing about its own import.
 
-``python -m ponix_ingester.worker`` made runpy warn (RuntimeWarning: 'ponix_ingester.worker'
-found in sys.modules after import of package 'ponix_ingester' ...), since the package imports
-that module. The pool runs a module nothing imports instead. ``filterwarnings = error`` only
-covers this process, so the child's stderr (inherited, captured by ``capfd``) is checked.
+``python -m`` on a module its package imports makes runpy warn (RuntimeWarning: '...' found in
+sys.modules after import of package ...). The pool runs the package's ``__main__`` instead.
+``filterwarnings = error`` only covers this process, so the child's stderr (inherited, captured
+by ``capfd``) is checked.
 No ClickHouse is needed: the worker connects on its first insert, and there is none.
 """
 
@@ -15,9 +15,8 @@ import pytest
 
 from ponix_clickhouse import TimeRange, envelope_layout
 from ponix_config import ClickHouseSettings
-from ponix_ingester.pipe import WorkerConfig
-from ponix_ingester.workers import WORKER_COMMAND, WorkerPool
 from ponix_runner import Deadline
+from ponix_workers import WORKER_COMMAND, WorkerConfig, WorkerMetrics, WorkerPool
 
 
 def config() -> WorkerConfig:
@@ -34,9 +33,13 @@ def config() -> WorkerConfig:
 async def test_starting_and_stopping_a_worker_writes_no_warning(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    pool = await WorkerPool.start(config(), 1, Deadline.after(60))
-    assert pool.alive
-    await pool.close()  # raises if the worker exits with anything but 0
+    worker_metrics = WorkerMetrics()
+    try:
+        pool = await WorkerPool.start(config(), 1, Deadline.after(60), worker_metrics)
+        assert pool.alive
+        await pool.close()  # raises if the worker exits with anything but 0
+    finally:
+        worker_metrics.close()
     err = capfd.readouterr().err
     assert "Warning" not in err, err
     assert "found in sys.modules" not in err, err

@@ -1,19 +1,19 @@
 """The ingester <-> worker pipe: length-prefixed pickles over the worker's stdin and stdout.
 
-Both ends are ours (the worker is ``python -m ponix_ingester.worker_main``, started by the
-ingester with the same interpreter), so pickle is safe and the cheapest way to move a batch: a
-list of 1000 envelope payloads costs the event loop ~0.1 µs per message to send.
+Both ends are ours (the worker is ``python -m ponix_workers``, started by the pool with the same
+interpreter), so pickle is safe and the cheapest way to move a batch: a list of 1000 envelope
+payloads costs the event loop ~0.1 µs per message to send.
 
 Frames, a 4-byte big-endian length then a pickle:
 
-* ingester -> worker: a :class:`WorkerConfig` first, then ``(BATCH, id, payloads, msg_ids,
-  replies, subjects)`` per fetched batch; ``(FLUSH,)`` at shutdown: stop holding, insert what is
-  buffered now, and every later batch at once (the consumer is waiting to settle its last
-  batches). End of file means "flush, report and exit".
-* worker -> ingester: ``(UP,)`` once configured; ``(DONE, id, ProcessingResult, accepting)`` per
-  batch, ``accepting`` being whether the writer takes more rows (backpressure); ``(ACCEPTING,)``
-  when it does again; ``(METRICS, increments, gauges)``, what changed in the writer's metrics
-  (:mod:`ponix_ingester.worker_metrics`), before each ``DONE`` and every second, if anything.
+* pool -> worker: a :class:`WorkerConfig` first, then ``(BATCH, id, payloads, msg_ids,
+  replies, subjects)`` per fetched batch; ``(FLUSH,)`` at shutdown: stop holding (held rows are
+  given back), insert what is buffered now, and every later batch at once (the consumer is
+  waiting to settle its last batches). End of file means "flush and exit".
+* worker -> pool: ``(UP,)`` once configured; ``(DONE, id, result)`` per batch, the result a
+  ``ProcessingResult`` (or the processor's error, as text); ``(STATE, accepting, holding)``
+  whenever either changed: whether the writer takes more rows (backpressure) and whether it
+  holds a batch the store refuses (readiness). A batch's ``STATE`` comes before its ``DONE``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ BATCH: Final = "batch"
 FLUSH: Final = "flush"
 UP: Final = "up"
 DONE: Final = "done"
-ACCEPTING: Final = "accepting"
-METRICS: Final = "metrics"
+STATE: Final = "state"
 
 _HEADER = struct.Struct(">I")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL

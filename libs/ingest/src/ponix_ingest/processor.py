@@ -1,4 +1,4 @@
-"""The ingester's batch processor: rows to the writer, one outcome per message.
+"""The envelope processor: a fetched batch's rows to the writer, one outcome per message.
 
 The straight line (docs/architecture.md, "The data path"): the consumer pulls a batch, this
 builds a row per message (``ponix_clickhouse.RowBuilder``), hands the rows to the
@@ -11,8 +11,8 @@ builds a row per message (``ponix_clickhouse.RowBuilder``), hands the rows to th
 * The writer holds a batch through any failure of the store; only when shutdown comes first are
   the rows given back: nakked with a delay and not counted against ``NATS_MAX_DELIVER``.
 
-The same processor runs in a worker process (``INGESTER_WORKERS`` >= 1), and its result crosses
-the pipe as it is.
+The same processor runs in the worker processes of ``ponix_workers`` (``INGESTER_WORKERS`` >= 1),
+and its result crosses the pipe as it is.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ class EnvelopeProcessor:
     def __init__(self, builder: RowBuilder, writer: BatchWriter) -> None:
         self._builder = builder
         self._writer = writer
+
+    @property
+    def holding(self) -> bool:
+        """True while the writer holds a batch because the store fails its INSERT."""
+        return self._writer.holding
 
     async def ready(self) -> None:
         """Returns when the writer accepts rows; waits while it holds a batch."""
