@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 from clickhouse_driver import Client
 from nats.aio.msg import Msg
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ponix_clickhouse import (
     INVALID,
@@ -43,7 +44,7 @@ from ponix_nats import ACK, Nak, ProcessingResult, Term
 from ponix_proto import new_envelope_id, pb
 from ponix_runner import Deadline
 from ponix_telemetry import HealthServer
-from ponix_workers import WorkerConfig, WorkerError, WorkerMetrics, WorkerPool
+from ponix_workers import WORKER_METRICS, WorkerConfig, WorkerError, WorkerMetrics, WorkerPool
 from tests.support.pipeline import (
     Metrics,
     Pipeline,
@@ -322,7 +323,10 @@ async def wait_holding(pool: WorkerPool) -> None:
 
 
 async def test_a_worker_holds_a_batch_the_table_refuses_until_it_is_back(
-    pool: WorkerPool, settings: ClickHouseSettings, scrape: Callable[[], Awaitable[Metrics]]
+    pool: WorkerPool,
+    settings: ClickHouseSettings,
+    scrape: Callable[[], Awaitable[Metrics]],
+    worker_metrics: WorkerMetrics,
 ) -> None:
     table = table_of(settings)
     holds_before = (await scrape()).value("ponix_holds_total")
@@ -349,6 +353,16 @@ async def test_a_worker_holds_a_batch_the_table_refuses_until_it_is_back(
     back = await scrape()
     assert back.value("ponix_held_rows") == 0
     assert back.value("ponix_held_seconds") == 0
+    # Inserts, a failure, a hold and a recovery: whatever the worker recorded is exported.
+    files = [str(path) for path in worker_metrics.directory.glob("*.db")]
+    recorded = {
+        family.name
+        for family in MultiProcessCollector.merge(files)
+        if any(sample.value for sample in family.samples)
+    }
+    exported = {family.name for metric in WORKER_METRICS for family in metric.describe()}
+    assert recorded, "the worker recorded nothing in its multiprocess directory"
+    assert recorded <= exported, f"recorded in the worker, never exported: {recorded - exported}"
 
 
 async def test_at_shutdown_a_held_batch_comes_back_as_uncounted_naks(
