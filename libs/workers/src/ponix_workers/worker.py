@@ -30,6 +30,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any, Final
 
 import uvloop
@@ -125,7 +126,7 @@ class _Worker:
         """Insert what is buffered now, without waiting for the batch latency."""
         self._track(self.writer.flush())
 
-    def _track(self, work: Any) -> None:
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         self.busy.set()
