@@ -7,8 +7,7 @@ only fetches and acks, and row building and inserting use another core.
 
 Its writer holds batches through store failures exactly as the inline one does; the pool learns
 whether it holds, and whether it takes more rows, from ``STATE`` frames (:mod:`ponix_workers.pipe`).
-The writer has no event for "began holding", so while batches are in the worker the state is
-read every :data:`STATE_EVERY` seconds; an idle worker never wakes.
+The writer calls back whenever either may have changed, and a frame goes out only when one did.
 
 Lifecycle: the pool owns it. It reads its :class:`WorkerConfig` and batches from stdin and
 answers on stdout (fd 1 is then pointed at stderr, so a stray print cannot corrupt the pipe).
@@ -31,7 +30,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine
-from typing import Any, Final
+from typing import Any
 
 import uvloop
 
@@ -54,7 +53,6 @@ from ponix_workers.pipe import (
 
 log = get_logger(__name__)
 
-STATE_EVERY: Final = 0.05
 """Seconds between two reads of the writer's state while batches are in the worker."""
 
 
@@ -90,6 +88,7 @@ class _Worker:
             server_version=layout.server_version,
             layout=layout,
             shutdown_timeout=config.shutdown_timeout,
+            on_state_change=self.send_state,
         )
         subjects = config.subjects
         self.processor = EnvelopeProcessor(
@@ -101,8 +100,6 @@ class _Worker:
             self.writer,
         )
         self.tasks: set[asyncio.Task[None]] = set()
-        self.busy = asyncio.Event()
-        """Set while a batch (or a flush) is in the worker."""
         self.state = (True, False)
         """(accepting, holding), as the pool last heard it."""
         self.waiting_for_room: asyncio.Task[None] | None = None
@@ -129,13 +126,7 @@ class _Worker:
     def _track(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
-        self.busy.set()
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not self.tasks:
-            self.busy.clear()
+        task.add_done_callback(self.tasks.discard)
 
     def shut_down(self) -> None:
         """Shutdown began: stop holding (held rows are given back) and insert what is left."""
@@ -167,13 +158,6 @@ class _Worker:
         await self.writer.ready()
         self.waiting_for_room = None
         self.send_state()
-
-    async def watch_state(self) -> None:
-        """While batches are here, read the writer's state every ``STATE_EVERY`` seconds."""
-        while True:
-            await self.busy.wait()
-            self.send_state()
-            await asyncio.sleep(STATE_EVERY)
 
     async def finish(self) -> None:
         """End of input: store what is buffered and answer every batch."""
@@ -221,23 +205,19 @@ async def _serve(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> Non
         raise TypeError(f"expected a WorkerConfig first, got {type(config).__name__}")
     worker = _Worker(config, out)
     write_frame(out, (UP,))
-    watcher = asyncio.get_running_loop().create_task(worker.watch_state())
-    try:
-        while True:
-            try:
-                frame = await read_frame(reader)
-            except asyncio.IncompleteReadError:
-                break
-            if frame[0] == BATCH:
-                _, batch_id, payloads, ids, replies, subjects = frame
-                worker.submit(batch_id, payloads, ids, replies, subjects)
-            elif frame[0] == FLUSH:
-                worker.shut_down()
-            else:
-                raise ValueError(f"unexpected frame {frame[0]!r}")
-        await worker.finish()
-    finally:
-        watcher.cancel()
+    while True:
+        try:
+            frame = await read_frame(reader)
+        except asyncio.IncompleteReadError:
+            break
+        if frame[0] == BATCH:
+            _, batch_id, payloads, ids, replies, subjects = frame
+            worker.submit(batch_id, payloads, ids, replies, subjects)
+        elif frame[0] == FLUSH:
+            worker.shut_down()
+        else:
+            raise ValueError(f"unexpected frame {frame[0]!r}")
+    await worker.finish()
 
 
 def main() -> None:
