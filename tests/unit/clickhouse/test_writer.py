@@ -29,6 +29,7 @@ from ponix_clickhouse import (
 from ponix_config import ClickHouseSettings
 from ponix_runner import Backoff
 from tests.support.pipeline import eventually
+from tests.support.token import Token
 
 FAST_BACKOFF = Backoff(initial=0.02, maximum=0.05)
 LAYOUT = envelope_layout((18, 16))
@@ -155,23 +156,6 @@ async def make_writer(server: FakeServer) -> AsyncIterator[MakeWriter]:
     server.rejects_everything = False
     for writer in writers:
         await writer.close()
-
-
-class Token:
-    """A shutdown signal the test sets."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def set(self) -> None:
-        self._event.set()
 
 
 async def within(awaitable: Any, seconds: float = 5.0) -> Any:

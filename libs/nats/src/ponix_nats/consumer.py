@@ -294,17 +294,7 @@ class BatchConsumer:
         msgs = batch.msgs
         self._batches.add(batch)
         try:
-            try:
-                result = await self._processor.process(msgs)
-                if len(result.outcomes) != len(msgs):
-                    detail = f"{len(result.outcomes)} outcomes for {len(msgs)} messages"
-                    raise ValueError(detail)
-            except Exception as exc:
-                log.exception(
-                    "processor failed, nakking the batch",
-                    extra={"messages": len(msgs), "error": describe(exc)},
-                )
-                result = ProcessingResult.nak_all(len(msgs), PROCESSOR_FAILED, describe(exc))
+            result = await decide(self._processor, msgs)
             await settle(msgs, result, self._policy, self._dead_letters, self._nc)
         except Exception as exc:  # noqa: BLE001 - only the connection fails here
             # Unsettled messages come back after ack_wait; one line per batch is enough.
