@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help setup dev test test-unit test-integration faults bench lint proto clean
+.PHONY: help setup dev test test-unit test-integration test-docker test-newcomer faults bench lint proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ test-unit: setup ## unit tests only
 
 test-integration: setup ## integration and e2e tests on real servers
 	@scripts/test.sh integration
+
+test-docker: setup ## docker/compose.yaml for real: build, up, publish, restart, count, down (Docker)
+	PONIX_TEST_COMPOSE=1 uv run --locked pytest tests/docker -m compose -q
 
 faults: setup ## the long fault-injection suite
 	@scripts/test.sh faults

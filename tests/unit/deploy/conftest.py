@@ -71,9 +71,14 @@ class ComposeService:
         return {"context": build} if isinstance(build, str) else dict(build)
 
     @property
+    def image(self) -> str:
+        """The image reference as compose renders it with no variable set."""
+        return interpolate_defaults(str(self.spec.get("image", "")))
+
+    @property
     def image_name(self) -> str:
         """The image reference without its tag."""
-        return str(self.spec["image"]).rsplit(":", 1)[0]
+        return self.image.rsplit(":", 1)[0]
 
     def path(self, relative: str) -> Path:
         return (self.source.parent / relative).resolve()

@@ -60,7 +60,7 @@ def _replicas(compose_projects: dict[str, Any]) -> list[Any]:
     return [
         s
         for s in _cluster(compose_projects).services.values()
-        if s.spec.get("image") == CLICKHOUSE_IMAGE and "CLICKHOUSE_REPLICA" in s.environment
+        if s.image == CLICKHOUSE_IMAGE and "CLICKHOUSE_REPLICA" in s.environment
     ]
 
 
@@ -158,7 +158,7 @@ def test_keeper_runs_from_the_server_image_with_its_config(
     compose_projects: dict[str, Any],
 ) -> None:
     service = _keeper(compose_projects)
-    assert service.spec["image"] == CLICKHOUSE_IMAGE
+    assert service.image == CLICKHOUSE_IMAGE
     mounted = {str(v).split(":")[0]: str(v).split(":")[1] for v in service.spec["volumes"]}
     config = mounted["./clickhouse/keeper.xml"]
     assert service.spec["entrypoint"] == [

@@ -2,9 +2,9 @@
 Dockerfile targets, healthchecks and ports.
 
 compose-spec.json is the Compose Specification's JSON schema (Apache-2.0, compose-spec.LICENSE),
-as vendored in check-jsonschema 0.39.0 (sha256 d549057e...). The real loader (`docker compose
-config`) needs a Docker CLI plugin that this machine cannot install, so the schema plus the
-cross-checks below stand in for it.
+as vendored in check-jsonschema 0.39.0 (sha256 d549057e...). Where the Compose v2 plugin is
+installed, the real loader (`docker compose config`, no engine needed) renders each file too;
+elsewhere the schema plus the cross-checks below stand in for it. tests/docker runs the stack.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ponix_devstack import CLICKHOUSE_IMAGE, NATS_IMAGE
+from ponix_devstack import CLICKHOUSE_IMAGE, CLICKHOUSE_IMAGE_ENV, NATS_IMAGE, NATS_IMAGE_ENV
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
@@ -94,15 +96,29 @@ def test_compose_yaml_includes_the_deps_and_adds_the_services(compose_projects: 
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
-def test_server_images_are_the_devstack_tags(name: str, compose_projects: Any) -> None:
-    images = {s.spec.get("image") for s in compose_projects[name].services.values()}
-    servers = {i for i in images if i and not str(i).startswith("ponix-")}
+def test_server_images_are_variables_defaulting_to_the_devstack_tags(
+    name: str, compose_projects: Any
+) -> None:
+    """NATS_IMAGE / CLICKHOUSE_IMAGE pick the servers' images in compose as in testcontainers."""
+    raw = {str(s.spec["image"]) for s in compose_projects[name].services.values()}
+    servers = {image for image in raw if not image.startswith("ponix-")}
     assert servers, name
-    for image in servers:
-        if image.startswith("nats"):
-            assert image == NATS_IMAGE
-        else:
-            assert image == CLICKHOUSE_IMAGE
+    assert servers <= {
+        f"${{{NATS_IMAGE_ENV}:-{NATS_IMAGE}}}",
+        f"${{{CLICKHOUSE_IMAGE_ENV}:-{CLICKHOUSE_IMAGE}}}",
+    }
+
+
+@pytest.mark.parametrize("name", SERVICE_FILES)
+def test_builds_take_the_base_image_and_network_from_variables(
+    name: str, compose_projects: Any, dockerfile: Any
+) -> None:
+    for service in _ours(compose_projects[name]):
+        build = service.build
+        assert build["args"]["PYTHON_IMAGE"] == (
+            f"${{PYTHON_IMAGE:-{dockerfile.global_args['PYTHON_IMAGE']}}}"
+        )
+        assert build["network"] == "${BUILD_NETWORK:-default}"
 
 
 @pytest.mark.parametrize("name", SERVICE_FILES)
@@ -168,11 +184,11 @@ def test_services_reach_the_servers_by_compose_name(name: str, compose_projects:
 @pytest.mark.parametrize("name", SERVICE_FILES)
 def test_services_use_the_servers_credentials(name: str, compose_projects: Any) -> None:
     project = compose_projects[name]
-    nats = [s for s in project.services.values() if str(s.spec.get("image")) == NATS_IMAGE]
+    nats = [s for s in project.services.values() if s.image == NATS_IMAGE]
     clickhouse = [
         s
         for s in project.services.values()
-        if s.spec.get("image") == CLICKHOUSE_IMAGE and "CLICKHOUSE_USER" in s.environment
+        if s.image == CLICKHOUSE_IMAGE and "CLICKHOUSE_USER" in s.environment
     ]
     for service in _ours(project):
         for server in nats:
@@ -266,7 +282,7 @@ def test_mounted_files_exist_and_named_volumes_are_declared(
 def test_servers_keep_their_data_in_named_volumes(compose_projects: Any) -> None:
     for project in compose_projects.values():
         for service in project.services.values():
-            image = str(service.spec.get("image"))
+            image = service.image
             if image == NATS_IMAGE:
                 assert any(str(v).endswith(":/data") for v in service.spec["volumes"])
             one_shot = str(service.spec.get("restart", "no")) == "no"
@@ -274,20 +290,21 @@ def test_servers_keep_their_data_in_named_volumes(compose_projects: Any) -> None
                 assert any(str(v).endswith(":/var/lib/clickhouse") for v in service.spec["volumes"])
 
 
-def test_clickhouse_gets_more_open_files(compose_projects: Any) -> None:
+def test_clickhouse_gets_more_open_files_unless_the_host_caps_them(
+    compose_projects: Any, interpolate: Callable[[str], str]
+) -> None:
     for project in compose_projects.values():
         for service in project.services.values():
-            if service.spec.get("image") == CLICKHOUSE_IMAGE and "CLICKHOUSE_DB" in (
-                service.environment
-            ):
+            if service.image == CLICKHOUSE_IMAGE and "CLICKHOUSE_DB" in service.environment:
                 nofile = service.spec["ulimits"]["nofile"]
-                assert nofile["soft"] >= 262144, service.name
-                assert nofile["hard"] >= 262144, service.name
+                for limit in ("soft", "hard"):
+                    assert nofile[limit] == "${CLICKHOUSE_NOFILE:-262144}", service.name
+                    assert int(interpolate(nofile[limit])) >= 262144
 
 
 def test_cluster_runs_replicated_streams_and_scaled_ingesters(compose_projects: Any) -> None:
     cluster = compose_projects["compose.cluster.yaml"]
-    nats_nodes = [s for s in cluster.services.values() if s.spec.get("image") == NATS_IMAGE]
+    nats_nodes = [s for s in cluster.services.values() if s.image == NATS_IMAGE]
     assert len(nats_nodes) == 3
     ingester = cluster.services["ingester"]
     assert int(ingester.spec["deploy"]["replicas"]) >= 2
@@ -302,3 +319,68 @@ def test_cluster_runs_replicated_streams_and_scaled_ingesters(compose_projects: 
     assert ingester.environment["INGESTER_MIGRATE"] == "false"
     deps = _healthy_deps(ingester)
     assert deps["clickhouse-schema"] == "service_completed_successfully"
+
+
+def _compose_config(name: str, env: dict[str, str]) -> dict[str, Any]:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    base = {k: v for k, v in os.environ.items() if k not in _IMAGE_VARIABLES}  # a clean slate
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(DOCKER / name), "config", "--format", "json"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if "is not a docker command" in done.stderr or "unknown flag" in done.stderr:
+        pytest.skip("no Compose v2 plugin")
+    assert done.returncode == 0, done.stderr
+    rendered: dict[str, Any] = json.loads(done.stdout)
+    return rendered
+
+
+def _rendered(rendered: dict[str, Any]) -> set[tuple[str, str]]:
+    """(what, value) pairs: server images, build base images and networks, nofile limits."""
+    found: set[tuple[str, str]] = set()
+    for service in rendered["services"].values():
+        build = service.get("build")
+        if build is not None:
+            found.add(("python", build["args"]["PYTHON_IMAGE"]))
+            found.add(("network", build["network"]))
+        else:
+            found.add(("image", service["image"]))
+        for limit in service.get("ulimits", {}).get("nofile", {}).values():
+            found.add(("nofile", str(limit)))
+    return found
+
+
+_IMAGE_VARIABLES = {
+    NATS_IMAGE_ENV: "registry.example/nats:2",
+    CLICKHOUSE_IMAGE_ENV: "registry.example/clickhouse:25",
+    "PYTHON_IMAGE": "registry.example/python:3.11-slim",
+    "BUILD_NETWORK": "host",
+    "CLICKHOUSE_NOFILE": "20000",
+}
+
+
+@pytest.mark.parametrize("name", SERVICE_FILES)
+def test_compose_renders_the_official_images_by_default(name: str) -> None:
+    assert _rendered(_compose_config(name, {})) == {
+        ("image", NATS_IMAGE),
+        ("image", CLICKHOUSE_IMAGE),
+        ("python", "python:3.11-slim"),
+        ("network", "default"),
+        ("nofile", "262144"),
+    }
+
+
+@pytest.mark.parametrize("name", SERVICE_FILES)
+def test_compose_renders_the_images_and_limits_the_variables_name(name: str) -> None:
+    assert _rendered(_compose_config(name, _IMAGE_VARIABLES)) == {
+        ("image", "registry.example/nats:2"),
+        ("image", "registry.example/clickhouse:25"),
+        ("python", "registry.example/python:3.11-slim"),
+        ("network", "host"),
+        ("nofile", "20000"),
+    }

@@ -42,7 +42,7 @@ def _nodes(compose_projects: dict[str, Any], conf: str) -> list[Any]:
     nodes = [
         s
         for s in project.services.values()
-        if s.spec.get("image") == NATS_IMAGE
+        if s.image == NATS_IMAGE
         and any(str(v).startswith(f"./{conf}:") for v in s.spec.get("volumes", ()))
     ]
     assert nodes, f"no service mounts {conf}"

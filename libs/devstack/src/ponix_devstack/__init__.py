@@ -35,7 +35,14 @@ from ponix_devstack.errors import (
     ServerStartFailedError,
     UsersNotReloadedError,
 )
-from ponix_devstack.images import CLICKHOUSE_IMAGE, NATS_IMAGE
+from ponix_devstack.images import (
+    CLICKHOUSE_IMAGE,
+    CLICKHOUSE_IMAGE_ENV,
+    NATS_IMAGE,
+    NATS_IMAGE_ENV,
+    clickhouse_image,
+    nats_image,
+)
 from ponix_devstack.nats import DEFAULT_MAX_PAYLOAD, NatsServer, NatsTls
 from ponix_devstack.ports import LOOPBACK, free_port, port_is_free
 from ponix_devstack.stack import LocalStack, StackPorts
@@ -43,9 +50,11 @@ from ponix_devstack.stack import LocalStack, StackPorts
 __all__ = (
     "CLICKHOUSE_ENV",
     "CLICKHOUSE_IMAGE",
+    "CLICKHOUSE_IMAGE_ENV",
     "DEFAULT_MAX_PAYLOAD",
     "LOOPBACK",
     "NATS_IMAGE",
+    "NATS_IMAGE_ENV",
     "NATS_SERVER_ENV",
     "BinaryNotFoundError",
     "ClickHouseBinary",
@@ -67,9 +76,11 @@ __all__ = (
     "ServerStartFailedError",
     "StackPorts",
     "UsersNotReloadedError",
+    "clickhouse_image",
     "docker_available",
     "find_clickhouse",
     "find_nats_server",
     "free_port",
+    "nats_image",
     "port_is_free",
 )

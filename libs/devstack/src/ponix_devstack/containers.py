@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
 
 from ponix_devstack.errors import DockerUnavailableError, ServerStartFailedError
-from ponix_devstack.images import CLICKHOUSE_IMAGE, NATS_IMAGE
+from ponix_devstack.images import clickhouse_image, nats_image
 from ponix_devstack.nats import NatsConfig
 from ponix_devstack.readiness import Readiness, probe_clickhouse, probe_nats, wait_until_ready
 
@@ -77,6 +77,28 @@ def _new_container(image: str) -> DockerContainer:
     if not docker_available():
         raise DockerUnavailableError("no Docker engine answers (is the daemon running?)")
     return DockerContainer(image)
+
+
+def _start(container: DockerContainer, image: str) -> None:
+    """Run ``container``; an image the engine has not got and cannot pull is a one-line error."""
+    from docker.errors import APIError
+
+    try:
+        container.start()
+    except APIError as err:
+        explanation = str(err.explanation or err).strip().splitlines()[0]
+        if "ryuk" in str(err):
+            reason = (
+                "testcontainers' reaper image (testcontainers/ryuk) is not available; pull it, or "
+                "set TESTCONTAINERS_RYUK_DISABLED=true (the fixtures remove their containers "
+                f"themselves): {explanation}"
+            )
+        else:
+            reason = (
+                f"cannot run {image} ({explanation}); pull it, or name another image with "
+                "NATS_IMAGE / CLICKHOUSE_IMAGE"
+            )
+        raise DockerUnavailableError(reason) from err
 
 
 class _Container(ABC):
@@ -147,7 +169,7 @@ class _Container(ABC):
         """Start ``container`` and probe it until ready; any failure removes it."""
         self._container = container
         try:
-            container.start()
+            _start(container, self.image)
             self._host = container.get_container_host_ip()
             wait_until_ready(
                 probe,
@@ -163,12 +185,13 @@ class _Container(ABC):
 
 
 class NatsContainer(_Container):
-    """``nats:2.11-alpine`` with the devstack's config: JetStream, ``sync_interval: always``."""
+    """NATS (``$NATS_IMAGE``, else ``nats:2.11-alpine``) with the devstack's config: JetStream,
+    ``sync_interval: always``."""
 
     server = "nats container"
 
-    def __init__(self, image: str = NATS_IMAGE, *, ready_timeout: float = 120.0) -> None:
-        super().__init__(image, ready_timeout)
+    def __init__(self, image: str | None = None, *, ready_timeout: float = 120.0) -> None:
+        super().__init__(image or nats_image(), ready_timeout)
 
     @property
     def url(self) -> str:
@@ -208,20 +231,20 @@ class NatsContainer(_Container):
 
 
 class ClickHouseContainer(_Container):
-    """``clickhouse/clickhouse-server:25.8`` with a password user (the image requires one for
-    access from outside the container)."""
+    """ClickHouse (``$CLICKHOUSE_IMAGE``, else ``clickhouse/clickhouse-server:25.8``) with a
+    password user (the image requires one for access from outside the container)."""
 
     server = "clickhouse container"
 
     def __init__(
         self,
-        image: str = CLICKHOUSE_IMAGE,
+        image: str | None = None,
         *,
         user: str = "ponix",
         password: str = _CONTAINER_PASSWORD,
         ready_timeout: float = 120.0,
     ) -> None:
-        super().__init__(image, ready_timeout)
+        super().__init__(image or clickhouse_image(), ready_timeout)
         self.user = user
         self.password = password
 
