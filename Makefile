@@ -10,8 +10,9 @@ help: ## list the targets
 setup: ## install uv, the Python workspace and ClickHouse when missing
 	@scripts/bootstrap.sh
 
-dev: setup ## run the whole pipeline on an embedded local stack (no Docker)
-	uv run --locked ponix dev
+dev: ## run the whole pipeline on an embedded local stack (no Docker, no test tools installed)
+	@scripts/bootstrap.sh dev
+	uv run --no-sync ponix dev
 
 test: setup ## lint, format check, mypy strict, and the whole test suite
 	@scripts/test.sh all
@@ -24,6 +25,9 @@ test-integration: setup ## integration and e2e tests on real servers
 
 test-docker: setup ## docker/compose.yaml for real: build, up, publish, restart, count, down (Docker)
 	PONIX_TEST_COMPOSE=1 uv run --locked pytest tests/docker -m compose -q
+
+test-newcomer: ## a fresh Debian 12 container: apt-get git make python3, clone, make dev, make test (Docker, ~20 min)
+	@tests/docker/newcomer.sh
 
 faults: setup ## the long fault-injection suite
 	@scripts/test.sh faults
