@@ -34,6 +34,7 @@ DEPLOY_VARIABLES = (
     "PYTHON_IMAGE",
     "BUILD_NETWORK",
     "CLICKHOUSE_NOFILE",
+    "ZOOKEEPER_IMAGE",
 )
 HOST_PORT_VARIABLES = (
     "NATS_HOST_PORT",
@@ -55,16 +56,23 @@ def compose_environment(**extra: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ComposeProject:
-    """One ``docker compose -p <project> -f <file>`` project and the variables it runs with."""
+    """One ``docker compose -p <project> -f <file>...`` project and the variables it runs with."""
 
-    file: Path
+    files: tuple[Path, ...]
     project: str
     env: dict[str, str]
+
+    @property
+    def _argv(self) -> list[str]:
+        argv = ["docker", "compose", "-p", self.project]
+        for file in self.files:
+            argv += ["-f", str(file)]
+        return argv
 
     def run(
         self, *args: str, timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        argv = ["docker", "compose", "-p", self.project, "-f", str(self.file), *args]
+        argv = [*self._argv, *args]
         done = subprocess.run(
             argv,
             env=self.env,
@@ -76,15 +84,14 @@ class ComposeProject:
         )
         if check and done.returncode != 0:
             pytest.fail(
-                f"`{' '.join(argv[4:])}` exited {done.returncode}:\n{done.stderr[-3000:]}"
-                f"\n--- logs ---\n{self.logs()}"
+                f"`docker compose {' '.join(args)}` exited {done.returncode}:\n"
+                f"{done.stderr[-3000:]}\n--- logs ---\n{self.logs()}"
             )
         return done
 
     def logs(self) -> str:
-        argv = ["docker", "compose", "-p", self.project, "-f", str(self.file)]
         done = subprocess.run(
-            [*argv, "logs", "--no-color", "--tail", "30"],
+            [*self._argv, "logs", "--no-color", "--tail", "30"],
             env=self.env,
             capture_output=True,
             text=True,
@@ -163,10 +170,9 @@ def docker_compose() -> None:
         pytest.fail(f"{reason}; `make test-docker` needs Docker with Compose >= 2.20")
 
 
-@pytest.fixture
-def compose_project(docker_compose: None) -> Iterator[ComposeProject]:
-    """docker/compose.yaml as a project of its own on free host ports, with a fresh password;
-    ``down --volumes`` afterwards whatever happened."""
+def new_project(*files: str, **extra: str) -> ComposeProject:
+    """Compose ``files`` (under docker/) as a project of its own, on free host ports, with a
+    fresh password."""
     ports = {name: str(free_port()) for name in HOST_PORT_VARIABLES}
     secret = uuid4().hex
     env = compose_environment(
@@ -177,8 +183,16 @@ def compose_project(docker_compose: None) -> Iterator[ComposeProject]:
         CLICKHOUSE_PASSWORD=secret,
         CLICKHOUSE_DATABASE="ponix",
         PRODUCER_RATE="50",
+        **extra,
     )
-    project = ComposeProject(DOCKER_DIR / "compose.yaml", f"ponix-test-{uuid4().hex[:8]}", env)
+    paths = tuple(DOCKER_DIR / name for name in files)
+    return ComposeProject(paths, f"ponix-test-{uuid4().hex[:8]}", env)
+
+
+@pytest.fixture
+def compose_project(docker_compose: None) -> Iterator[ComposeProject]:
+    """docker/compose.yaml as a project of its own; ``down --volumes`` afterwards."""
+    project = new_project("compose.yaml")
     try:
         yield project
     finally:
