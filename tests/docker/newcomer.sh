@@ -55,7 +55,8 @@ until [ -f .ponix/env ]; do
   if [ $((SECONDS - t1)) -gt 900 ]; then say "make dev not up in 900 s"; tail -40 /tmp/dev.log; exit 1; fi
   sleep 1
 done
-say "make dev is up in $((SECONDS - t1)) s"
+say "make dev is up in $((SECONDS - t1)) s; what the bootstrap said:"
+grep "^==> " /tmp/dev.log >&2 || true
 export PATH="$HOME/.local/bin:$PATH"
 uv run --no-sync ponix publish --count 1000
 t3=$SECONDS
