@@ -52,7 +52,7 @@ install_uv() {
   command -v python3 >/dev/null 2>&1 || die "bootstrap.python_missing: install python3 (3.11 or later) and re-run"
   if command -v pipx >/dev/null 2>&1; then
     say "uv is missing: installing uv $UV_VERSION with pipx"
-    pipx install --quiet "uv==$UV_VERSION" >/dev/null && return
+    pipx install "uv==$UV_VERSION" >/dev/null 2>&1 && return
     say "pipx could not install uv: trying a private venv"
   fi
   say "uv is missing: installing uv $UV_VERSION into a private venv ($UV_VENV, linked from $BIN_DIR)"
