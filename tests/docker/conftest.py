@@ -54,6 +54,22 @@ def compose_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def envelope_lines(organization: str, start: int, count: int) -> str:
+    """``count`` envelopes of ``organization`` as JSON lines for ``ponix publish --file -``."""
+    return "".join(
+        json.dumps(
+            {
+                "organization_id": organization,
+                "end_device_id": f"device-{n % 16}",
+                "occurred_at": "2026-12-06T10:00:00Z",
+                "data": {"n": n},
+            }
+        )
+        + "\n"
+        for n in range(start, start + count)
+    )
+
+
 @dataclass(frozen=True)
 class ComposeProject:
     """One ``docker compose -p <project> -f <file>...`` project and the variables it runs with."""

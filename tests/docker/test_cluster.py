@@ -18,8 +18,7 @@ from uuid import uuid4
 import pytest
 
 from ponix_devstack import free_port, port_is_free
-from tests.docker.conftest import ComposeProject, new_project
-from tests.docker.test_compose_stack import _jsonl
+from tests.docker.conftest import ComposeProject, envelope_lines, new_project
 from tests.e2e.conftest import Cli, clean_environment, wait_until
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1500)]
@@ -78,13 +77,14 @@ def test_cluster_stores_everything_through_a_nats_node_kill_and_a_replica_stop(
     stack = cluster
     stack.run("build", timeout=900)
     stack.run("up", "--detach", "--wait", "--wait-timeout", "300", timeout=360)
-    coordinator = (
-        "ZooKeeper (compose.cluster.zookeeper.yaml)" if _uses_zookeeper() else "ClickHouse Keeper"
-    )
-    print(
-        f"\n[cluster] ClickHouse {os.environ.get('CLICKHOUSE_IMAGE', 'default')}, "
-        f"coordinator: {coordinator}"
-    )
+    if _uses_zookeeper():
+        asked = stack.run("exec", "-T", "clickhouse-keeper", "zkServer.sh", "version").stdout
+    else:
+        asked = stack.run("exec", "-T", "clickhouse-keeper", "clickhouse", "keeper", "--version")
+        asked = asked.stdout
+    coordinator = next(line for line in asked.splitlines() if "ersion" in line)
+    image = os.environ.get("CLICKHOUSE_IMAGE", "the default image")
+    print(f"\n[cluster] ClickHouse {image}; coordinator: {coordinator.strip()}")
 
     env = stack.env
     secret = env["NATS_PASSWORD"]
@@ -109,7 +109,7 @@ def test_cluster_stores_everything_through_a_nats_node_kill_and_a_replica_stop(
             "--file",
             "-",
             "--json",
-            stdin=_jsonl(organization, start, PHASE),
+            stdin=envelope_lines(organization, start, PHASE),
             timeout=300,
         )
         assert done.returncode == 0, done.stderr

@@ -8,33 +8,19 @@ test publishes under an organization of its own and counts only those, exactly (
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from tests.docker.conftest import ComposeProject
+from tests.docker.conftest import ComposeProject, envelope_lines
 from tests.e2e.conftest import Cli, clean_environment, http_json, wait_until
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1200)]
 
 FIRST = 10_000
 WHILE_DOWN = 2_500
-
-
-def _jsonl(organization: str, start: int, count: int) -> str:
-    return "".join(
-        json.dumps(
-            {
-                "organization_id": organization,
-                "end_device_id": f"device-{n % 16}",
-                "occurred_at": "2026-12-06T10:00:00Z",
-                "data": {"n": n},
-            }
-        )
-        + "\n"
-        for n in range(start, start + count)
-    )
 
 
 def _consumer(cli: Cli) -> dict[str, int]:
@@ -77,23 +63,23 @@ def test_compose_stack_stores_everything_across_an_ingester_restart(
         )  # fmt: skip
         return int(done.stdout.strip())
 
-    published = cli.run(
-        "publish", "--file", "-", "--json", stdin=_jsonl(organization, 0, FIRST), timeout=300
-    )
-    assert published.returncode == 0, published.stderr
-    assert json.loads(published.stdout)["published"] == FIRST
+    def publish(start: int, count: int) -> None:
+        lines = envelope_lines(organization, start, count)
+        done = cli.run("publish", "--file", "-", "--json", stdin=lines, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["published"] == count
+
+    publish(0, FIRST)
     wait_until(lambda: stored() == FIRST or None, timeout=180, what=f"{FIRST} rows")
 
-    stopped = stack.run("stop", "ingester", timeout=60)
-    assert stopped.returncode == 0
+    began = time.monotonic()
+    stack.run("stop", "ingester", timeout=60)
+    stop_s = time.monotonic() - began
     assert stack.container("ingester")["State"]["ExitCode"] == 0
+    print(f"\n[compose] `stop ingester`: exit 0 in {stop_s:.1f} s")
     assert _consumer(cli)["ack_pending"] == 0
 
-    published = cli.run(
-        "publish", "--file", "-", "--json", stdin=_jsonl(organization, FIRST, WHILE_DOWN)
-    )
-    assert published.returncode == 0, published.stderr
-    assert json.loads(published.stdout)["published"] == WHILE_DOWN
+    publish(FIRST, WHILE_DOWN)
     assert _consumer(cli)["pending"] >= WHILE_DOWN
     assert stored() == FIRST
 
