@@ -23,10 +23,10 @@ test-unit: setup ## unit tests only
 test-integration: setup ## integration and e2e tests on real servers
 	@scripts/test.sh integration
 
-test-docker: setup ## docker/compose.yaml for real: build, up, publish, restart, count, down (Docker)
+test-docker: setup ## the compose stack and the cluster under Docker: build, up, publish, kill, count, down
 	PONIX_TEST_COMPOSE=1 uv run --locked pytest tests/docker -m compose -q
 
-test-newcomer: ## a fresh Debian 12 container: apt-get git make python3, clone, make dev, make test (Docker, ~20 min)
+test-newcomer: ## a fresh Debian 12 container: apt-get git make python3, clone, make dev, make test (Docker)
 	@tests/docker/newcomer.sh
 
 faults: setup ## the long fault-injection suite

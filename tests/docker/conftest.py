@@ -2,9 +2,10 @@
 
 These tests need a Docker engine with Compose >= 2.20 and take minutes (image builds), so
 ``make test`` skips them; ``make test-docker`` runs them. The images come from the variables a
-user sets (``NATS_IMAGE``, ``CLICKHOUSE_IMAGE``, ``PYTHON_IMAGE``, ``BUILD_NETWORK``,
-``CLICKHOUSE_NOFILE``): the official images by default, local stand-ins where no registry is
-reachable. Host ports are free ones picked here, so a run never collides with a dev stack.
+user sets (``NATS_IMAGE``, ``CLICKHOUSE_IMAGE``, ``PYTHON_IMAGE``, ``ZOOKEEPER_IMAGE``,
+``BUILD_NETWORK``, ``CLICKHOUSE_NOFILE``): the official images by default, local stand-ins where
+no registry is reachable. Host ports are free ones picked here, so a run never collides with a
+dev stack.
 """
 
 from __future__ import annotations
