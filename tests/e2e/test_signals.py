@@ -142,7 +142,13 @@ async def test_kill_minus_pgid_on_uv_run_ponix_ingester_drains_and_exits_0(
     argv = [uv, "run", "--locked", "--project", str(REPO), "ponix-ingester"]
     async with service(argv, clean_environment(**pipeline.env), tmp_path) as child:
         group = os.getpgid(child.proc.pid)
-        await drain_then_check(child, pipeline, ["kill", "-TERM", "--", f"-{group}"])
+        # As `kill -TERM -- -PGID` does (a fresh Debian has no kill program: it comes with procps).
+        kill_group = [
+            sys.executable,
+            "-c",
+            f"import os, signal; os.killpg({group}, signal.SIGTERM)",
+        ]
+        await drain_then_check(child, pipeline, kill_group)
 
     # uv forwarded the group's SIGTERM: the second copy was taken for what it is.
     assert child.messages("signal ignored, shutdown already in progress"), child.tail()
@@ -178,5 +184,6 @@ async def test_kill_term_1_inside_a_pid_namespace_drains_and_exits_0(
         pid_one = _child_of(child.proc.pid)
         assert pid_one is not None
         assert _namespace_pid(pid_one) == 1
-        kill_one = [nsenter, "-t", str(pid_one), "-p", "-m", "kill", "-TERM", "1"]
+        term_one = "import os, signal; os.kill(1, signal.SIGTERM)"
+        kill_one = [nsenter, "-t", str(pid_one), "-p", "-m", sys.executable, "-c", term_one]
         await drain_then_check(child, pipeline, kill_one)
