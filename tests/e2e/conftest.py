@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 from clickhouse_driver import Client
 
 from ponix_devstack import free_port
+from tests.support.pipeline import Metrics
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ class Service:
     def readyz(self) -> tuple[int, dict[str, Any]]:
         return http_json(f"http://127.0.0.1:{self.http_port}/readyz")
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> Metrics:
         return read_metrics(self.http_port)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -192,19 +192,10 @@ def http_json(url: str) -> tuple[int, dict[str, Any]]:
         return reply.code, json.loads(reply.read())
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([0-9.eE+-]+|NaN)$")
-
-
-def read_metrics(port: int) -> dict[str, float]:
-    """``/metrics`` as ``{"name{labels}": value}``."""
+def read_metrics(port: int) -> Metrics:
+    """One scrape of ``/metrics``."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match:
-            samples[match.group(1)] = float(match.group(2))
-    return samples
+        return Metrics.parse(reply.read().decode())
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -89,11 +89,11 @@ async def slow_then_hung(
 
 
 def _slowest_insert(samples: tuple[tuple[str, object, float], ...]) -> float:
-    """The upper bound of the highest ``ponix_insert_seconds`` bucket that holds an insert."""
+    """The upper bound of the highest ``ponix_insert_duration_seconds`` bucket holding an insert."""
     counts = sorted(
         (float(labels["le"]), value)  # type: ignore[index]
         for name, labels, value in samples
-        if name == "ponix_insert_seconds_bucket" and labels["le"] != "+Inf"  # type: ignore[index]
+        if name == "ponix_insert_duration_seconds_bucket" and labels["le"] != "+Inf"  # type: ignore[index]
     )
     total = max((v for _, v in counts), default=0.0)
     for bound, value in counts:

@@ -206,11 +206,14 @@ async def test_a_worker_stores_what_the_inline_processor_would(
     after = await scrape()
     rows = "ponix_rows_inserted_total"
     assert after.value(rows) == before.value(rows) + 4
-    count, total = "ponix_insert_seconds_count", "ponix_insert_seconds_sum"
+    count, total = "ponix_insert_duration_seconds_count", "ponix_insert_duration_seconds_sum"
     assert after.value(count) >= before.value(count) + 1
     assert after.value(total) > before.value(total)
-    assert after.value("ponix_batch_rows_sum") == before.value("ponix_batch_rows_sum") + 4
-    assert after.value("ponix_last_insert_at_seconds") > 0
+    assert (
+        after.value("ponix_insert_batch_rows_sum")
+        == before.value("ponix_insert_batch_rows_sum") + 4
+    )
+    assert after.value("ponix_last_insert_timestamp_seconds") > 0
     assert after.value("ponix_in_flight_rows") == 0
 
 
@@ -286,9 +289,9 @@ async def test_counters_never_go_backwards_across_a_worker_restart(
 ) -> None:
     names = (
         "ponix_rows_inserted_total",
-        "ponix_insert_seconds_count",
-        "ponix_batch_rows_count",
-        "ponix_batch_rows_sum",
+        "ponix_insert_duration_seconds_count",
+        "ponix_insert_batch_rows_count",
+        "ponix_insert_batch_rows_sum",
     )
     first = await start_pool()
     await first.process(deliveries(1, 5))
@@ -435,8 +438,8 @@ async def checks_are(service: ServiceProcess, **expected: bool) -> dict[str, Any
 def rows_on(metrics: Metrics) -> Sequence[float]:
     return (
         metrics.value("ponix_rows_inserted_total"),
-        metrics.value("ponix_insert_seconds_count"),
-        metrics.value("ponix_batch_rows_sum"),
+        metrics.value("ponix_insert_duration_seconds_count"),
+        metrics.value("ponix_insert_batch_rows_sum"),
     )
 
 

@@ -61,8 +61,10 @@ class Recorder:
                 await self.changed.wait()
 
 
-def _count(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def _count(settings: NatsSettings, name: str, **labels: str) -> float:
+    """A sample of the consumer's series (labels ``stream`` and ``consumer``)."""
+    bound = {"stream": settings.stream, "consumer": settings.consumer, **labels}
+    return REGISTRY.get_sample_value(name, bound) or 0.0
 
 
 async def test_ack_and_nak_with_delay_apply_to_exactly_their_message(
@@ -82,7 +84,6 @@ async def test_ack_and_nak_with_delay_apply_to_exactly_their_message(
             return ProcessingResult(outcomes)
 
     payloads = [str(i).encode() for i in range(20)]
-    acked_before = _count("ponix_envelopes_acked_total")
     processor = EvenOdd()
     await publish(payloads)
     async with running(processor):
@@ -96,8 +97,16 @@ async def test_ack_and_nak_with_delay_apply_to_exactly_their_message(
     for payload in payloads[1::2]:
         first, second = processor.deliveries[payload]
         assert second - first >= 0.5, "redelivered before its nak delay"
-    assert _count("ponix_envelopes_acked_total") - acked_before == 20
-    assert _count("ponix_envelopes_nakked_total", code="test.transient") >= 10
+    assert _count(provisioned, "ponix_envelopes_acked_total") == 20
+    assert _count(provisioned, "ponix_envelopes_nakked_total", code="test.transient") == 10
+    delivered = payloads + payloads[1::2]
+    assert _count(provisioned, "ponix_envelopes_consumed_total") == len(delivered)
+    assert _count(provisioned, "ponix_consumed_bytes_total") == sum(map(len, delivered))
+    # Sampled (first and last acked message of a batch), publish to stored: under a second here.
+    sampled = _count(provisioned, "ponix_end_to_end_lag_seconds_count")
+    assert 1 <= sampled <= 20
+    assert _count(provisioned, "ponix_end_to_end_lag_seconds_bucket", le="+Inf") == sampled
+    assert 0 <= _count(provisioned, "ponix_end_to_end_lag_seconds_sum") < sampled * 5.0
 
 
 async def test_term_copies_to_the_dlq_with_headers_and_is_never_redelivered(

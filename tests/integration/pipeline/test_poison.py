@@ -157,13 +157,15 @@ async def test_poison_is_dead_lettered_with_its_code_and_valid_messages_around_i
         assert letter.failed_at is not None
         assert started_at - timedelta(seconds=1) <= letter.failed_at <= datetime.now(UTC)
 
-    # Counted right after the acks and terms went out; the scrape may just precede that.
+    # Counted right after the acks and terms went out; the scrape may just precede that. The
+    # DLQ's depth is read with the consumer's gauges, every 5 s.
     async def all_counted() -> Metrics | None:
         metrics = await ingester.metrics()
         counted = metrics.value("ponix_envelopes_dead_lettered_total")
-        return metrics if counted >= len(poison) else None
+        depth = metrics.value("ponix_dead_letter_messages", stream=pipeline.nats.dlq_stream)
+        return metrics if counted >= len(poison) and depth == len(poison) else None
 
-    metrics = await eventually(all_counted, within=5, what="dead letters counted")
+    metrics = await eventually(all_counted, within=10, what="dead letters counted")
     for code in (DECODE_FAILED, INVALID, TOO_LARGE, OUT_OF_RANGE):
         expected = sum(1 for case in cases if case.code == code)
         assert metrics.value("ponix_envelopes_dead_lettered_total", code=code) == expected, code

@@ -111,7 +111,7 @@ async def test_readyz_follows_the_checks_and_metrics_are_served() -> None:
     server.add_check("clickhouse", clickhouse_up)
     await server.start()
     base = f"http://127.0.0.1:{server.bound_port}"
-    metrics.ENVELOPES_ACKED.inc(0)
+    metrics.ENVELOPES_ACKED.labels("ENVELOPES", "ingester").inc(0)
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as resp:

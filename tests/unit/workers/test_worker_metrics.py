@@ -22,12 +22,14 @@ from ponix_workers import WorkerMetrics
 RECORD = """
 import os
 from ponix_telemetry import metrics
-metrics.ROWS_INSERTED.inc({rows})
-metrics.INSERT_SECONDS.observe(0.02)
-metrics.IN_FLIGHT_ROWS.inc({in_flight})
-metrics.LAST_INSERT_AT.set({at})
+writer = metrics.WriterMetrics("ponix.processed_envelopes")
+writer.rows_inserted.inc({rows})
+writer.duration.observe(0.02)
+writer.in_flight_rows.inc({in_flight})
+writer.last_insert_at.set({at})
 print(os.getpid())
 """
+TABLE = {"table": "ponix.processed_envelopes"}
 
 
 def record(directory: WorkerMetrics, *, rows: int, in_flight: int, at: float) -> int:
@@ -44,7 +46,7 @@ def record(directory: WorkerMetrics, *, rows: int, in_flight: int, at: float) ->
 
 
 def value(name: str) -> float:
-    return REGISTRY.get_sample_value(name) or 0.0
+    return REGISTRY.get_sample_value(name, TABLE) or 0.0
 
 
 @pytest.fixture
@@ -62,19 +64,19 @@ def test_workers_counts_add_up_once_per_name_and_survive_their_exit(
     first = record(worker_metrics, rows=5, in_flight=3, at=1000.0)
     second = record(worker_metrics, rows=7, in_flight=2, at=2000.0)
     assert value("ponix_rows_inserted_total") == 12
-    assert value("ponix_insert_seconds_count") == 2
+    assert value("ponix_insert_duration_seconds_count") == 2
     assert value("ponix_in_flight_rows") == 5  # livesum: both count until marked dead
-    assert value("ponix_last_insert_at_seconds") == 2000.0  # max
+    assert value("ponix_last_insert_timestamp_seconds") == 2000.0  # max
     names = [f.name for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())]
-    for family in ("ponix_rows_inserted", "ponix_insert_seconds", "ponix_in_flight_rows"):
+    for family in ("ponix_rows_inserted", "ponix_insert_duration_seconds", "ponix_in_flight_rows"):
         assert names.count(family) == 1, f"{family} exported {names.count(family)} times"
 
     worker_metrics.process_exited(first)
     worker_metrics.process_exited(second)
     assert value("ponix_rows_inserted_total") == 12, "a worker's exit took its counts away"
-    assert value("ponix_insert_seconds_count") == 2
+    assert value("ponix_insert_duration_seconds_count") == 2
     assert value("ponix_in_flight_rows") == 0
-    assert value("ponix_last_insert_at_seconds") == 2000.0
+    assert value("ponix_last_insert_timestamp_seconds") == 2000.0
 
 
 def test_closing_gives_the_names_back_and_removes_the_directory() -> None:
@@ -86,7 +88,7 @@ def test_closing_gives_the_names_back_and_removes_the_directory() -> None:
     directory.close()  # idempotent
     assert not directory.directory.exists()
     assert value("ponix_rows_inserted_total") == own
-    metrics.ROWS_INSERTED.inc(0)  # this process's own counter is registered and usable again
+    metrics.ROWS_INSERTED.labels(**TABLE).inc(0)  # this process's own counter is usable again
     assert "ponix_rows_inserted_total" in generate_latest(REGISTRY).decode()
 
 

@@ -135,6 +135,7 @@ class Inserter:
         shutdown_timeout: float,
         client_factory: Callable[[], InsertClient] | None,
         on_change: Callable[[], None],
+        counters: metrics.WriterMetrics,
     ) -> None:
         self._columns = tuple(columns)
         self._query = (
@@ -152,6 +153,7 @@ class Inserter:
             lambda: make_client(settings)
         )
         self._on_change = on_change
+        self._metrics = counters
         self._settings_for: dict[str, Any] | None = None
         self._dedup = False
         if server_version is not None:
@@ -168,7 +170,7 @@ class Inserter:
         self._attempts: set[asyncio.Timeout] = set()
         self._stop_at: float | None = None
         self._closing = False
-        metrics.HELD_SECONDS.set_function(self._held_seconds)
+        counters.held_seconds.set_function(self._held_seconds)
 
     @property
     def holding(self) -> bool:
@@ -204,7 +206,7 @@ class Inserter:
                     extra={"rows": len(bad), "batch_rows": len(rows), "error": error.detail},
                 )
                 for rejected in bad.values():
-                    metrics.ROWS_REJECTED.labels(code=rejected.reason).inc()
+                    self._metrics.rows_rejected(rejected.reason).inc()
                 return bad
             # Nothing of the batch went in and nothing says the table takes good rows: not
             # the rows' fault. Hold what the bisection could not store, as for any failure.
@@ -296,7 +298,7 @@ class Inserter:
                 await self._hold(batch, error)
                 continue
             if count:
-                self._on_success(rows, elapsed)
+                self._on_success(batch, rows, elapsed)
             self._unhold(batch, stored=True)
             return None
 
@@ -361,20 +363,26 @@ class Inserter:
         self._dedup = version >= DEDUP_TOKEN_SINCE
         self._settings_for = insert_settings(version, quorum=self._quorum)
 
-    def _on_success(self, rows: Sequence[Row], elapsed: float) -> None:
+    def _on_success(self, batch: Batch, rows: Sequence[Row], elapsed: float) -> None:
         self._failures = 0
         self._canary = rows[-1]
-        metrics.BATCH_ROWS.observe(len(rows))
-        metrics.INSERT_SECONDS.observe(elapsed)
-        metrics.ROWS_INSERTED.inc(len(rows))
-        metrics.LAST_INSERT_AT.set(datetime.now(UTC).timestamp())
+        counters = self._metrics
+        counters.batch_rows.observe(len(rows))
+        counters.duration.observe(elapsed)
+        counters.rows_inserted.inc(len(rows))
+        # A part of a bisected batch: its share of the batch's bytes (rows carry no size).
+        whole = len(batch.rows)
+        counters.inserted_bytes.inc(
+            batch.nbytes if len(rows) == whole else batch.nbytes * len(rows) // max(whole, 1)
+        )
+        counters.last_insert_at.set(datetime.now(UTC).timestamp())
 
     # -- holding --------------------------------------------------------------------------------
 
     async def _hold(self, batch: Batch, error: InsertError) -> None:
         """``batch`` failed for the store's sake: hold it, wait out the backoff, and return to
         retry. Raises :class:`ShuttingDownError` once shutdown began."""
-        metrics.INSERT_FAILURES.labels(code=error.reason).inc()
+        self._metrics.insert_failures(error.reason).inc()
         self._failures += 1
         delay = self._backoff.delay(self._failures)
         if self._closing:
@@ -382,7 +390,7 @@ class Inserter:
         if batch.held_since is None:
             batch.held_since = time.monotonic()
             if not self._held:
-                metrics.HOLDS.inc()
+                self._metrics.holds.inc()
                 log.warning(
                     "clickhouse failed an insert, holding the batch and retrying in place",
                     extra={
@@ -394,7 +402,7 @@ class Inserter:
                     },
                 )
             self._held.add(batch)
-            metrics.HELD_ROWS.inc(len(batch.rows))
+            self._metrics.held_rows.inc(len(batch.rows))
             self._on_change()
         else:
             log.debug(
@@ -414,7 +422,7 @@ class Inserter:
             return
         batch.held_since = None
         self._held.discard(batch)
-        metrics.HELD_ROWS.dec(len(batch.rows))
+        self._metrics.held_rows.dec(len(batch.rows))
         if stored and not self._held:
             log.warning(
                 "clickhouse accepts inserts again",

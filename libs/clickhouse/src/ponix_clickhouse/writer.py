@@ -99,6 +99,9 @@ class BatchWriter:
         self._latency = settings.batch_max_latency
         self._max_in_flight = settings.max_in_flight_rows
         self._max_in_flight_bytes = settings.max_in_flight_bytes
+        self._metrics = metrics.WriterMetrics(
+            metrics.table_label(settings.database, settings.table)
+        )
         self._inserter = Inserter(
             settings,
             columns,
@@ -109,6 +112,7 @@ class BatchWriter:
             shutdown_timeout=shutdown_timeout,
             client_factory=client_factory,
             on_change=self._update_ready,
+            counters=self._metrics,
         )
         self._buffer = Batch()
         self._timer: asyncio.TimerHandle | None = None
@@ -196,8 +200,8 @@ class BatchWriter:
         buffer.nbytes += nbytes
         self._in_flight += count
         self._in_flight_bytes += nbytes
-        metrics.IN_FLIGHT_ROWS.inc(count)
-        metrics.IN_FLIGHT_BYTES.inc(nbytes)
+        self._metrics.in_flight_rows.inc(count)
+        self._metrics.in_flight_bytes.inc(nbytes)
         if self._closing or len(buffer.rows) >= self._max_rows or buffer.nbytes >= self._max_bytes:
             self._seal()
         elif self._timer is None:
@@ -223,8 +227,8 @@ class BatchWriter:
     def _release(self, batch: Batch) -> None:
         self._in_flight -= len(batch.rows)
         self._in_flight_bytes -= batch.nbytes
-        metrics.IN_FLIGHT_ROWS.dec(len(batch.rows))
-        metrics.IN_FLIGHT_BYTES.dec(batch.nbytes)
+        self._metrics.in_flight_rows.dec(len(batch.rows))
+        self._metrics.in_flight_bytes.dec(batch.nbytes)
         while self._parked and self._fits(len(self._parked[0].rows), self._parked[0].nbytes):
             parked = self._parked.popleft()
             self._parked_rows -= len(parked.rows)

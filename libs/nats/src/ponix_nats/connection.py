@@ -11,6 +11,10 @@ it, and otherwise sends CONNECT, credentials and all, in the clear: to a server 
 to a man-in-the-middle that strips ``tls_required``. So either the handshake comes first
 (``NATS_TLS_HANDSHAKE_FIRST``, for servers set up with ``handshake_first``), or the INFO of a
 server that does not require TLS is refused before CONNECT is written.
+
+Each connection keeps its ``ponix_nats_up``, ``ponix_nats_disconnects_total`` and
+``ponix_nats_reconnects_total`` series (label ``client``: the connection's name) from nats-py's
+callbacks, then calls the caller's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pydantic import SecretStr
 
 from ponix_config import NatsSettings, split_credentials
 from ponix_nats.errors import NatsAuthError, NatsTlsError, NatsUnavailableError, one_line
+from ponix_telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,47 @@ class _ErrorRouter:
             raise _FirstConnectAbortedError(exc, auth=False)
 
 
+class _ConnectionMetrics:
+    """nats-py's connection callbacks: this connection's series first, then the caller's."""
+
+    def __init__(
+        self,
+        nc: Client,
+        name: str,
+        disconnected: Callback | None,
+        reconnected: Callback | None,
+        closed: Callback | None,
+    ) -> None:
+        self._nc = nc
+        self._metrics = metrics.NatsClientMetrics(name)
+        self._disconnected = disconnected
+        self._reconnected = reconnected
+        self._closed = closed
+        self._metrics.up.set(0)
+
+    def connected(self) -> None:
+        self._metrics.up.set(1)
+
+    async def disconnected(self) -> None:
+        self._metrics.up.set(0)
+        # nats-py calls this on close() too (the client is closed by then): not a loss.
+        if not self._nc.is_closed:
+            self._metrics.disconnects.inc()
+        if self._disconnected is not None:
+            await self._disconnected()
+
+    async def reconnected(self) -> None:
+        self._metrics.up.set(1)
+        self._metrics.reconnects.inc()
+        if self._reconnected is not None:
+            await self._reconnected()
+
+    async def closed(self) -> None:
+        self._metrics.up.set(0)
+        if self._closed is not None:
+            await self._closed()
+
+
 def describe(exc: BaseException) -> str:
     """A one-line description of ``exc`` without nats-py's ``nats:`` prefix; the server's own
     quoted errors (``'Authorization Violation'``) in lowercase."""
@@ -193,6 +239,7 @@ async def connect(
     # is TLS below the NATS protocol (nats-py takes either nats/tls or ws/wss URLs, not both).
     guard = not settings.tls_handshake_first and not settings.servers[0].startswith("wss://")
     nc = _TlsOnlyClient() if tls is not None and guard else Client()
+    state = _ConnectionMetrics(nc, name, disconnected_cb, reconnected_cb, closed_cb)
     # nats-py bounds each step by connect_timeout; this outer bound is the sum of the attempts
     # plus slack, in case one step (a TLS handshake) ignores it.
     budget = settings.connect_timeout * (len(settings.servers) + 1)
@@ -202,9 +249,9 @@ async def connect(
                 servers=settings.servers,
                 name=name,
                 error_cb=router.handle,
-                disconnected_cb=disconnected_cb,
-                reconnected_cb=reconnected_cb,
-                closed_cb=closed_cb,
+                disconnected_cb=state.disconnected,
+                reconnected_cb=state.reconnected,
+                closed_cb=state.closed,
                 discovered_server_cb=discovered_server_cb,
                 lame_duck_mode_cb=lame_duck_mode_cb,
                 allow_reconnect=True,
@@ -241,6 +288,7 @@ async def connect(
             raise NatsUnavailableError(url, describe(exc)) from None
         raise
     router.connecting = False
+    state.connected()
     log.info("nats connected", extra={"url": url, "client_name": name})
     return nc
 

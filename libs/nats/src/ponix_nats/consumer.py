@@ -18,6 +18,11 @@ How it stays fast and bounded (docs/architecture.md, "The data path"):
   ``ack_wait / 3`` (then every ``ack_wait / 3``), so a slow or held insert never causes a
   redelivery, and refreshes the pending gauges every few seconds.
 
+Metrics are counted per batch, on label children bound when the consumer is made. The end-to-end
+lag (publish to stored) is sampled: reading a message's JetStream timestamp parses its reply
+subject, so only the first and the last message of each batch are measured, once the processor
+has stored them.
+
 Shutdown: once the token is set no new request goes out; the open one ends within
 ``fetch_expires`` and its messages are processed. In-flight batches are awaited until their
 outcomes are settled, and the connection is flushed so the acks reach the server before ``run``
@@ -30,6 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
 import nats.errors
@@ -43,9 +49,9 @@ from ponix_nats.connection import UNAVAILABLE_ERRORS, describe, display_url
 from ponix_nats.dead_letter import DeadLetterPublisher
 from ponix_nats.errors import NatsUnavailableError, ProvisioningError
 from ponix_nats.lookup import CONSUMER_NOT_FOUND, STREAM_NOT_FOUND, describe_api_error
-from ponix_nats.outcome import ProcessingResult
+from ponix_nats.outcome import Ack, ProcessingResult
 from ponix_nats.pull import PullRequests
-from ponix_nats.settle import DeadLetters, SettlePolicy, keep_alive, settle
+from ponix_nats.settle import DeadLetters, Settled, SettlePolicy, keep_alive, settle
 from ponix_runner import Backoff, ShutdownSignal
 from ponix_telemetry import metrics
 
@@ -60,7 +66,8 @@ __all__ = (
 log = logging.getLogger(__name__)
 
 PROCESSOR_FAILED: Final = "processor.failed"
-# The pending gauges cost one consumer_info request; this often is plenty for a dashboard.
+# The gauges cost a consumer_info and a DLQ stream_info request; this often is plenty for a
+# dashboard.
 GAUGE_INTERVAL: Final = 5.0
 # A request that failed for a transient reason is retried after this backoff.
 _REQUEST_RETRY: Final = Backoff(initial=0.1, maximum=5.0, jitter=0.2)
@@ -124,6 +131,9 @@ class BatchConsumer:
             self._js, settings, max_payload=lambda: nc.max_payload
         )
         self._policy = SettlePolicy.from_settings(settings)
+        self._metrics = metrics.ConsumerMetrics(
+            settings.stream, settings.consumer, settings.dlq_stream
+        )
         self._max_in_flight = max_in_flight or settings.max_ack_pending
         if self._max_in_flight < 1 or max_in_flight_bytes < 1:
             msg = "max_in_flight and max_in_flight_bytes must be at least 1"
@@ -284,7 +294,8 @@ class BatchConsumer:
         self._in_flight += len(msgs)
         self._in_flight_bytes += nbytes
         self._idle.clear()
-        metrics.ENVELOPES_CONSUMED.inc(len(msgs))
+        self._metrics.consumed.inc(len(msgs))
+        self._metrics.consumed_bytes.inc(nbytes)
         batch = _Batch(msgs, nbytes, self._buffer_since or time.monotonic())
         tasks.create_task(self._handle(batch))
 
@@ -295,7 +306,9 @@ class BatchConsumer:
         self._batches.add(batch)
         try:
             result = await decide(self._processor, msgs)
-            await settle(msgs, result, self._policy, self._dead_letters, self._nc)
+            self._observe_lag(msgs, result)
+            settled = await settle(msgs, result, self._policy, self._dead_letters, self._nc)
+            self._count(settled)
         except Exception as exc:  # noqa: BLE001 - only the connection fails here
             # Unsettled messages come back after ack_wait; one line per batch is enough.
             log.error(
@@ -310,6 +323,30 @@ class BatchConsumer:
             if self._in_flight == 0:
                 self._idle.set()
 
+    def _observe_lag(self, msgs: list[Msg], result: ProcessingResult) -> None:
+        """Publish-to-stored time of the batch's first and last message, when stored."""
+        outcomes = result.outcomes
+        stored_at = datetime.now(UTC)  # wall clock: compared with the server's timestamp
+        for index in {0, len(msgs) - 1}:
+            if type(outcomes[index]) is not Ack:
+                continue
+            try:
+                published_at = msgs[index].metadata.timestamp
+            except (nats.errors.NotJSMessageError, ValueError):
+                continue  # not from JetStream (a test's message): nothing to measure
+            lag = (stored_at - published_at).total_seconds()
+            self._metrics.lag.observe(max(lag, 0.0))
+
+    def _count(self, settled: Settled) -> None:
+        counters = self._metrics
+        if settled.acked:
+            counters.acked.inc(settled.acked)
+        for code, count in settled.nakked.items():
+            counters.nakked(code).inc(count)
+        for code, count in settled.termed.items():
+            counters.terminated(code).inc(count)
+            counters.dead_lettered(code).inc(count)
+
     async def _tick(self) -> None:
         period = min(self._beat_every / 2, GAUGE_INTERVAL)
         next_gauges = 0.0
@@ -320,21 +357,23 @@ class BatchConsumer:
                 if now - batch.last_beat >= self._beat_every:
                     batch.last_beat = now
                     await keep_alive(batch.msgs)
-            metrics.CONSUMER_IN_FLIGHT_BYTES.set(self.in_flight_bytes)
+            self._metrics.in_flight_bytes.set(self.in_flight_bytes)
             if now >= next_gauges:
                 next_gauges = now + GAUGE_INTERVAL
                 await self._refresh_gauges()
 
     async def _refresh_gauges(self) -> None:
+        gauges = self._metrics
         try:
             info = await self._js.consumer_info(self._settings.stream, self._settings.consumer)
+            if info.num_pending is not None:
+                gauges.pending.set(info.num_pending)
+            if info.num_ack_pending is not None:
+                gauges.ack_pending.set(info.num_ack_pending)
+            dead_letters = await self._js.stream_info(self._settings.dlq_stream)
+            gauges.dead_letters.set(dead_letters.state.messages)
         except (nats.js.errors.APIError, *UNAVAILABLE_ERRORS) as exc:
-            log.debug("consumer info for gauges failed", extra={"error": describe(exc)})
-            return
-        if info.num_pending is not None:
-            metrics.CONSUMER_PENDING.set(info.num_pending)
-        if info.num_ack_pending is not None:
-            metrics.CONSUMER_ACK_PENDING.set(info.num_ack_pending)
+            log.debug("stream info for gauges failed", extra={"error": describe(exc)})
 
     async def _flush(self) -> None:
         if not self._nc.is_connected:

@@ -133,6 +133,7 @@ class EnvelopeProducer:
         self._failure: PublishError | None = None
         self._unreported_acks = 0
         self._unreported_duplicates = 0
+        self._metrics = metrics.PublisherMetrics(settings.stream)
         self.published = 0
         """PubAcks received (duplicates included) since this producer was made."""
         self.duplicates = 0
@@ -354,9 +355,9 @@ class EnvelopeProducer:
         acks, duplicates = self._unreported_acks, self._unreported_duplicates
         self._unreported_acks = self._unreported_duplicates = 0
         if acks:
-            metrics.ENVELOPES_PUBLISHED.inc(acks)
+            self._metrics.published.inc(acks)
         if duplicates:
-            metrics.ENVELOPES_PUBLISH_DUPLICATES.inc(duplicates)
+            self._metrics.duplicates.inc(duplicates)
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None

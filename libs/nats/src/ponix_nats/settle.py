@@ -28,7 +28,6 @@ from ponix_nats.connection import UNAVAILABLE_ERRORS, describe
 from ponix_nats.errors import PublishError
 from ponix_nats.outcome import Ack, Nak, ProcessingResult, Term, Uniform
 from ponix_runner import Backoff
-from ponix_telemetry import metrics
 
 __all__ = ("DEAD_LETTER_FAILED", "DeadLetters", "SettlePolicy", "Settled", "keep_alive", "settle")
 
@@ -65,7 +64,8 @@ class SettlePolicy:
 
 @dataclass(slots=True)
 class Settled:
-    """What settling a batch did, by outcome (``nakked`` and ``termed`` by code)."""
+    """What settling a batch did, by outcome (``nakked`` and ``termed`` by code); the consumer
+    counts it in its metrics. A termed message was dead-lettered first."""
 
     acked: int = 0
     nakked: dict[str, int] = field(default_factory=dict)
@@ -94,7 +94,6 @@ async def settle(
         for msg in msgs:
             await msg.ack()
         settled.acked = len(msgs)
-        metrics.ENVELOPES_ACKED.inc(len(msgs))
         return settled
     doomed: list[tuple[Msg, str, str]] = []
     nakked = settled.nakked
@@ -119,10 +118,6 @@ async def settle(
             doomed.append((msg, outcome.code, outcome.reason))
     if doomed:
         await _dead_letter(doomed, policy, dead_letters, nc, settled)
-    if settled.acked:
-        metrics.ENVELOPES_ACKED.inc(settled.acked)
-    for code, count in nakked.items():
-        metrics.ENVELOPES_NAKKED.labels(code=code).inc(count)
     return settled
 
 
@@ -146,9 +141,6 @@ async def _dead_letter(
             settled.dead_letter_failures += 1
             await msg.nak(delay=policy.nak_backoff.delay(msg.metadata.num_delivered))
             nakked[DEAD_LETTER_FAILED] = nakked.get(DEAD_LETTER_FAILED, 0) + 1
-    for code, count in termed.items():
-        metrics.ENVELOPES_TERMINATED.labels(code=code).inc(count)
-        metrics.ENVELOPES_DEAD_LETTERED.labels(code=code).inc(count)
     if settled.dead_letter_failures:
         first = next(e for e in errors if e is not None)
         log.error(

@@ -22,7 +22,7 @@ from ponix_config import (
     load_settings,
 )
 from ponix_runner import RunResult, run_main
-from ponix_telemetry import configure_logging, get_logger
+from ponix_telemetry import configure_logging, get_logger, metrics
 
 __all__ = ("USAGE_ERROR", "ServiceCommand")
 
@@ -89,10 +89,12 @@ class ServiceCommand:
         raise SystemExit(run_main(main))
 
     def start_logging(self, settings: Iterable[type[PonixSettings]] = ()) -> TelemetrySettings:
-        """Load the log and HTTP settings, log as this service, and say which ``PONIX_`` variables
-        were mapped from Ponix RS, have no effect, or are unknown."""
+        """Load the log and HTTP settings, log as this service (and say so in
+        ``ponix_build_info``), and say which ``PONIX_`` variables were mapped from Ponix RS, have
+        no effect, or are unknown."""
         telemetry = load_settings(TelemetrySettings)
         configure_logging(telemetry, service=self.prog, version=self.version)
+        metrics.set_build_info(self.prog, self.version)
         for notice in environment_notices([TelemetrySettings, *settings]):
             if notice.kind is NoticeKind.MAPPED:
                 log.info("ponix rs variable mapped", variable=notice.variable, to=notice.detail)

@@ -43,10 +43,11 @@ __all__ = ("MULTIPROC_DIR_ENV", "WORKER_METRICS", "WorkerMetrics")
 MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 WORKER_METRICS: Final[tuple[MetricWrapperBase, ...]] = (
-    metrics.BATCH_ROWS,
-    metrics.INSERT_SECONDS,
+    metrics.INSERT_BATCH_ROWS,
+    metrics.INSERT_DURATION,
     metrics.INSERT_FAILURES,
     metrics.ROWS_INSERTED,
+    metrics.INSERTED_BYTES,
     metrics.ROWS_REJECTED,
     metrics.HOLDS,
     metrics.IN_FLIGHT_ROWS,

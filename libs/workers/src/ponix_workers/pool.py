@@ -176,11 +176,11 @@ class _Worker:
 class WorkerPool:
     """The consumer's processor when decoding and inserting happen in worker processes."""
 
-    def __init__(self, workers: Sequence[_Worker]) -> None:
+    def __init__(self, workers: Sequence[_Worker], table: str) -> None:
         self._workers = list(workers)
         self._ids = itertools.count(1)
         self._closed = False
-        metrics.HELD_SECONDS.set_function(self._held_seconds)
+        metrics.HELD_SECONDS.labels(table).set_function(self._held_seconds)
 
     @classmethod
     async def start(
@@ -204,7 +204,9 @@ class WorkerPool:
             for worker in workers:
                 await worker.stop()
             raise
-        pool = cls(workers)
+        pool = cls(
+            workers, metrics.table_label(config.clickhouse.database, config.clickhouse.table)
+        )
         log.info("workers started", pids=pool.pids, metrics_dir=str(worker_metrics.directory))
         return pool
 

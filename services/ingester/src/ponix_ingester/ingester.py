@@ -12,6 +12,9 @@ With ``INGESTER_WORKERS`` >= 1 the writer and the row building live in worker pr
 service; "flush writer" then closes the workers, which flush and exit. Their metrics go through
 a private multiprocess directory, created here and removed at exit. The default is 0: one
 process, with no worker code loaded (bench/README.md has the figures).
+
+``ponix_clickhouse_up`` comes from a ping every few seconds (and from each readiness probe), so
+it says whether ClickHouse answers even while nothing is inserted.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from clickhouse_driver import Client as ClickHouseClient
 from nats.aio.client import Client as NatsClient
 
 from ponix_clickhouse import (
     BatchWriter,
+    ClickHouseError,
     ClickHouseUnavailableError,
     RowBuilder,
     TableLayout,
@@ -41,13 +45,16 @@ from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_ingest import EnvelopeProcessor
 from ponix_ingester.settings import IngesterSettings
 from ponix_nats import BatchConsumer, NatsUnavailableError, connect, ensure_jetstream
-from ponix_runner import Deadline, Runner, wait_until_available
-from ponix_telemetry import ReadinessCheck, get_logger
+from ponix_runner import Deadline, Runner, ShutdownSignal, wait_until_available
+from ponix_telemetry import ReadinessCheck, get_logger, metrics
 
 if TYPE_CHECKING:
     from ponix_workers import WorkerMetrics, WorkerPool
 
 log = get_logger(__name__)
+
+# Seconds between the pings behind ponix_clickhouse_up; as often as the consumer's gauges.
+CLICKHOUSE_PROBE_INTERVAL: Final = 5.0
 
 
 @dataclass
@@ -169,6 +176,7 @@ class Ingester:
 
     def register(self, runner: Runner) -> None:
         runner.add_process("consumer", self.consumer.run)
+        runner.add_process("clickhouse probe", self._probe_clickhouse, critical=False)
         if self.workers is not None:
             runner.add_process("workers", self.workers.run)
             runner.add_closer("flush writer", self.workers.close, timeout=5.0)
@@ -185,14 +193,7 @@ class Ingester:
             return self.nc.is_connected
 
         async def clickhouse_reachable() -> bool:
-            # A client of its own per probe: a probe abandoned at its timeout may still be
-            # using one in its thread, and a client is not thread-safe.
-            client = make_client(self.clickhouse)
-            try:
-                await ping(client)
-            finally:
-                await asyncio.to_thread(client.disconnect)
-            return True
+            return await self._clickhouse_answers()
 
         async def clickhouse_storing() -> bool:
             # False while a writer holds a batch that ClickHouse refuses, even if it answers.
@@ -211,6 +212,36 @@ class Ingester:
 
             checks["workers"] = workers_alive
         return checks
+
+    async def _clickhouse_answers(self) -> bool:
+        """One ping, recorded in ``ponix_clickhouse_up``."""
+        # A client of its own per ping: a ping abandoned at its timeout may still be using one
+        # in its thread, and a client is not thread-safe.
+        client = make_client(self.clickhouse)
+        try:
+            await ping(client)
+        except ClickHouseError:
+            metrics.CLICKHOUSE_UP.set(0)
+            return False
+        finally:
+            await asyncio.to_thread(client.disconnect)
+        metrics.CLICKHOUSE_UP.set(1)
+        return True
+
+    async def _probe_clickhouse(self, token: ShutdownSignal) -> None:
+        """Ping ClickHouse every :data:`CLICKHOUSE_PROBE_INTERVAL` seconds until shutdown."""
+        stop = asyncio.ensure_future(token.wait())
+        try:
+            while not stop.done():
+                probe = asyncio.ensure_future(self._clickhouse_answers())
+                await asyncio.wait((probe, stop), return_when=asyncio.FIRST_COMPLETED)
+                if not probe.done():
+                    probe.cancel()
+                    return
+                probe.result()
+                await asyncio.wait((stop,), timeout=CLICKHOUSE_PROBE_INTERVAL)
+        finally:
+            stop.cancel()
 
     async def _close_probe(self) -> None:
         await asyncio.to_thread(self.probe.disconnect)
