@@ -90,3 +90,19 @@ if ! have_clickhouse; then
     die "devstack.clickhouse_missing: install clickhouse-server (Debian: sudo apt-get install clickhouse-server clickhouse-client) or put a 'clickhouse' binary on PATH (https://clickhouse.com/docs/install), then re-run"
   fi
 fi
+
+# promtool checks docker/observability's alert rules (tests/unit/telemetry). Only the binary is
+# taken from Debian's prometheus package, into .venv/bin (on PATH under `uv run`): installing
+# the package would also set up a Prometheus server. Optional: the tests skip without it.
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ] \
+    && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  say "extracting promtool from Debian's prometheus package into .venv/bin"
+  scratch="$(mktemp -d)"
+  if (cd "$scratch" && apt-get download prometheus >/dev/null 2>&1); then
+    dpkg-deb --fsys-tarfile "$scratch"/prometheus_*.deb \
+      | tar -x -C "$scratch" ./usr/bin/promtool && mv "$scratch/usr/bin/promtool" .venv/bin/
+  else
+    say "promtool unavailable (apt-get download prometheus failed); its rule checks will skip"
+  fi
+  rm -rf "$scratch"
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ponix_config import NatsSettings
 from ponix_devstack import NatsServer, NatsTls, free_port
@@ -120,3 +122,50 @@ async def test_tls_verifies_the_server_with_the_configured_ca(
         await connect(NatsSettings(url=server.url), name="ponix-test")
     assert "certificate" in str(info.value).lower()
     assert "\n" not in str(info.value)
+
+
+async def test_connection_series_follow_a_server_restart(
+    nats_server_factory: Callable[..., NatsServer], unique: str
+) -> None:
+    """``ponix_nats_up`` and the disconnect/reconnect counters of one client (label ``client``),
+    updated before the caller's own callbacks run; closing is not a lost connection."""
+    server = nats_server_factory()
+    name = f"ponix-test-{unique}"
+    disconnected, reconnected, closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def sample(metric: str) -> float | None:
+        return REGISTRY.get_sample_value(metric, {"client": name})
+
+    async def on_disconnected() -> None:
+        disconnected.set()
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    nc = await connect(
+        NatsSettings(url=server.url),
+        name=name,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        closed_cb=on_closed,
+    )
+    assert (sample("ponix_nats_up"), sample("ponix_nats_disconnects_total")) == (1, 0)
+
+    server.stop()
+    async with asyncio.timeout(20):
+        await disconnected.wait()
+    assert (sample("ponix_nats_up"), sample("ponix_nats_disconnects_total")) == (0, 1)
+    assert sample("ponix_nats_reconnects_total") == 0
+
+    server.start()
+    async with asyncio.timeout(30):
+        await reconnected.wait()
+    assert (sample("ponix_nats_up"), sample("ponix_nats_reconnects_total")) == (1, 1)
+
+    await nc.close()
+    async with asyncio.timeout(10):
+        await closed.wait()
+    assert (sample("ponix_nats_up"), sample("ponix_nats_disconnects_total")) == (0, 1)
