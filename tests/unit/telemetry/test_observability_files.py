@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
 from ponix_telemetry import metrics
 from tests.support.observability import (
@@ -45,14 +46,18 @@ REQUIRED_ALERTS = {
 _IMAGE = re.compile(r"\$\{([A-Z_]+_IMAGE):-([^}]+)\}")
 
 
-def _exported_series() -> set[str]:
-    families = [
+def _families() -> list[tuple[str, str]]:
+    """(name, type) of every metric ``ponix_telemetry.metrics`` defines."""
+    return [
         (family.name, family.type)
         for value in vars(metrics).values()
-        if hasattr(value, "describe") and hasattr(value, "_name")
+        if isinstance(value, MetricWrapperBase)
         for family in value.describe()
     ]
-    return series_names(families)
+
+
+def _exported_series() -> set[str]:
+    return series_names(_families())
 
 
 def test_every_metric_the_rules_and_the_dashboard_read_is_exported() -> None:
@@ -182,3 +187,14 @@ def test_promtool_accepts_the_rules_and_the_config(command: tuple[str, ...]) -> 
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readme_reference_lists_exactly_the_exported_metrics() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(ponix_[a-z0-9_]+)` \| (\w+)", readme, flags=re.MULTILINE)
+    suffix = {"counter": "_total", "info": "_info"}
+    exported = {name + suffix.get(kind, ""): kind for name, kind in _families()}
+    assert len(listed) == len(dict(listed)), "a metric is listed twice"
+    assert {name for name, _ in listed} == set(exported)
+    for name, kind in listed:
+        assert kind == {"info": "gauge"}.get(exported[name], exported[name]), name
