@@ -220,8 +220,9 @@ class Ingester:
         client = make_client(self.clickhouse)
         try:
             await ping(client)
-        except ClickHouseError:
+        except ClickHouseError as exc:
             metrics.CLICKHOUSE_UP.set(0)
+            log.debug("clickhouse ping failed", error=str(exc))
             return False
         finally:
             await asyncio.to_thread(client.disconnect)
