@@ -94,15 +94,17 @@ fi
 # promtool checks docker/observability's alert rules (tests/unit/telemetry). Only the binary is
 # taken from Debian's prometheus package, into .venv/bin (on PATH under `uv run`): installing
 # the package would also set up a Prometheus server. Optional: the tests skip without it.
-if ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ] \
+if [ "$mode" = "test" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ] \
     && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
   say "extracting promtool from Debian's prometheus package into .venv/bin"
   scratch="$(mktemp -d)"
-  if (cd "$scratch" && apt-get download prometheus >/dev/null 2>&1); then
-    dpkg-deb --fsys-tarfile "$scratch"/prometheus_*.deb \
-      | tar -x -C "$scratch" ./usr/bin/promtool && mv "$scratch/usr/bin/promtool" .venv/bin/
+  if (cd "$scratch" && apt-get download prometheus >/dev/null 2>&1) \
+      && dpkg-deb --fsys-tarfile "$scratch"/prometheus_*.deb \
+        | tar -x -C "$scratch" ./usr/bin/promtool \
+      && mv "$scratch/usr/bin/promtool" .venv/bin/; then
+    :
   else
-    say "promtool unavailable (apt-get download prometheus failed); its rule checks will skip"
+    say "promtool unavailable (Debian's prometheus package could not be read); its rule checks will skip"
   fi
   rm -rf "$scratch"
 fi
