@@ -33,6 +33,7 @@ from ponix_clickhouse.layout import (
     JSON_TYPE_SINCE,
     TableLayout,
     envelope_layout,
+    is_rs_table,
     read_table_layout,
 )
 from ponix_clickhouse.migrate import (
@@ -56,7 +57,6 @@ from ponix_clickhouse.rows import (
 )
 from ponix_clickhouse.rs_upgrade import (
     RsUpgradeReport,
-    is_rs_table,
     rs_envelope_id,
     upgrade_rs_table,
 )

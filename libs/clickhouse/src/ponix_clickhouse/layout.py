@@ -11,6 +11,7 @@ created on 18.16 keeps ``DateTime`` after the server is upgraded.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,6 +42,9 @@ DEDUP_TOKEN_SINCE: Final = (22, 2)
 itself from 21.5) from 22.2; 18.16 rejects the setting (UNKNOWN_SETTING)."""
 JSON_TYPE_SINCE: Final = (25, 3)
 """The JSON type is production-ready (no experimental flag) from 25.3."""
+
+RS_COLUMNS: Final = frozenset({"end_device_id", "occurred_at", "processed_at", "data"})
+"""The columns of a Ponix RS envelope table (no ``id``), which ``migrate --from-rs`` upgrades."""
 
 _DATETIME64: Final = re.compile(r"DateTime64\((\d+)")
 
@@ -117,3 +121,8 @@ def read_table_layout(
     if missing:
         raise SchemaError(f"table {database}.{table} has no column(s) {', '.join(missing)}")
     return TableLayout(tuple(columns), tuple(found[c] for c in columns), version)
+
+
+def is_rs_table(columns: Mapping[str, str]) -> bool:
+    """Whether a table with these ``{name: type}`` columns is a Ponix RS envelope table."""
+    return "id" not in columns and columns.keys() >= RS_COLUMNS

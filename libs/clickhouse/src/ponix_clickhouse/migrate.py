@@ -28,7 +28,7 @@ from yoyo.connections import DatabaseURI
 from yoyo.migrations import default_migration_table
 
 from ponix_clickhouse.errors import ClickHouseError, MigrationError, MigrationLockedError
-from ponix_clickhouse.rs_upgrade import is_rs_table
+from ponix_clickhouse.layout import is_rs_table
 from ponix_clickhouse.yoyo_backend import (
     DEFAULT_LOCK_LEASE,
     ClickHouseBackend,

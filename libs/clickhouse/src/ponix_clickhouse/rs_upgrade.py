@@ -40,7 +40,7 @@ from yoyo.migrations import default_migration_table
 
 from ponix_clickhouse.client import make_client, server_version, translate_error
 from ponix_clickhouse.errors import ClickHouseError, MigrationError, QueryError
-from ponix_clickhouse.layout import ENVELOPE_COLUMNS, read_table_layout
+from ponix_clickhouse.layout import ENVELOPE_COLUMNS, RS_COLUMNS, is_rs_table, read_table_layout
 from ponix_clickhouse.sql import check_identifier, column_list, qualified_name
 from ponix_config import ClickHouseSettings
 from ponix_proto import deterministic_envelope_id
@@ -49,7 +49,6 @@ RS_BACKUP_SUFFIX: Final = "_rs"
 STAGING_SUFFIX: Final = "_from_rs"
 RS_KEY_PREFIX: Final = "ponix-rs:"
 """Keys of :func:`rs_envelope_id` start with this; never change it (ids would change)."""
-RS_COLUMNS: Final = frozenset({"end_device_id", "occurred_at", "processed_at", "data"})
 BATCH_ROWS: Final = 50_000
 # The lock lease is not renewed while held: give the copy of a large table room.
 LOCK_LEASE: Final = 6 * 3600
@@ -77,11 +76,6 @@ class RsUpgradeReport:
     seconds: float = 0.0
     applied: tuple[str, ...] = ()
     """Migrations the follow-up :func:`~ponix_clickhouse.migrate` applied."""
-
-
-def is_rs_table(columns: Mapping[str, str]) -> bool:
-    """Whether a table with these ``{name: type}`` columns is a Ponix RS envelope table."""
-    return "id" not in columns and columns.keys() >= RS_COLUMNS
 
 
 def rs_envelope_id(
