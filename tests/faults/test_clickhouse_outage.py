@@ -16,7 +16,7 @@ import pytest
 
 from ponix_devstack import ClickHouseServer
 from tests.faults.figures import Figures, record
-from tests.faults.harness import Background, Book, drain_and_judge, fast_pipeline, service_rss
+from tests.faults.harness import Background, Book, default_pipeline, drain_and_judge, service_rss
 from tests.support.pipeline import PipelineClient, ServiceLauncher
 
 MAX_IN_FLIGHT_ROWS = 4000
@@ -36,7 +36,7 @@ async def clickhouse_outage(
 ) -> None:
     started = time.monotonic()
     clickhouse = clickhouse_server_factory()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url,
         clickhouse_url=clickhouse.url,
         unique=unique,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.faults.figures import Figures, record
-from tests.faults.harness import Background, Book, drain_and_judge, fast_pipeline, service_rss
+from tests.faults.harness import Background, Book, default_pipeline, drain_and_judge, service_rss
 from tests.faults.proxy import ChaosProxy
 from tests.support.pipeline import PipelineClient, ServiceLauncher
 
@@ -37,7 +37,7 @@ async def slow_then_hung(
     real = clickhouse_url.split("@", 1)[1].split("/", 1)[0]
     host, port = real.rsplit(":", 1)
     proxy = await ChaosProxy(host, int(port)).start()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url,
         clickhouse_url=clickhouse_url.replace(real, f"127.0.0.1:{proxy.port}"),
         unique=unique,

@@ -15,7 +15,7 @@ import pytest
 
 from ponix_devstack import NatsServer
 from tests.faults.figures import Figures, record
-from tests.faults.harness import Background, Book, drain_and_judge, fast_pipeline, service_rss
+from tests.faults.harness import Background, Book, default_pipeline, drain_and_judge, service_rss
 from tests.support.pipeline import PipelineClient, ServiceLauncher
 
 
@@ -33,7 +33,7 @@ async def nats_restarts(
 ) -> None:
     started = time.monotonic()
     server = nats_server_factory()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=server.url,
         clickhouse_url=clickhouse_url,
         unique=unique,

@@ -22,7 +22,7 @@ import pytest
 
 from ponix_devstack import ClickHouseServer, ClickHouseUser
 from tests.faults.figures import Figures, record
-from tests.faults.harness import Book, drain_and_judge, fast_pipeline, service_rss
+from tests.faults.harness import Book, default_pipeline, drain_and_judge, service_rss
 from tests.support.pipeline import PipelineClient, ServiceLauncher, eventually
 
 WRITER = ClickHouseUser("writer", "writer-pw")
@@ -40,7 +40,7 @@ async def readonly_for_a_while(
 ) -> None:
     started = time.monotonic()
     server = clickhouse_server_factory(users=[ClickHouseUser("default"), WRITER])
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url,
         clickhouse_url=server.url_for("writer"),
         unique=unique,

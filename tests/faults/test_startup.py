@@ -20,8 +20,8 @@ from tests.faults.harness import (
     Background,
     Book,
     Outcome,
+    default_pipeline,
     drain_and_judge,
-    fast_pipeline,
     readyz,
 )
 from tests.support.pipeline import (
@@ -79,7 +79,7 @@ async def test_start_while_clickhouse_is_down_waits_then_begins(
     started = time.monotonic()
     clickhouse = clickhouse_server_factory()
     clickhouse.stop()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url, clickhouse_url=clickhouse.url, unique=unique, database="ponix"
     )
     async with PipelineClient.connect(pipeline, provision=True) as client:
@@ -109,7 +109,7 @@ async def test_start_while_nats_is_down_waits_then_begins(
     started = time.monotonic()
     server = nats_server_factory()
     server.stop()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=server.url, clickhouse_url=clickhouse_url, unique=unique, database=clickhouse_db
     )
     ingester = await launch.start(pipeline, ready=False)
@@ -159,7 +159,7 @@ async def test_restarted_during_a_clickhouse_outage_loses_nothing(
 ) -> None:
     started = time.monotonic()
     clickhouse = clickhouse_server_factory()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url, clickhouse_url=clickhouse.url, unique=unique, database="ponix"
     )
     book = Book()

@@ -31,6 +31,7 @@ from ponix_nats import (
 from ponix_producer import OutgoingEnvelope, SyntheticEnvelopes
 from ponix_proto import pb
 from tests.support.environment import Pipeline
+from tests.support.settlements import Settlements
 from tests.support.waits import eventually
 
 __all__ = (
@@ -157,11 +158,16 @@ class PipelineClient:
     the service under test does (pass ``provision=True`` to publish before one started).
     """
 
-    def __init__(self, pipeline: Pipeline, nc: NatsClient) -> None:
+    def __init__(
+        self, pipeline: Pipeline, nc: NatsClient, settlements: Settlements | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.settings = pipeline.nats
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=5.0)
+        self.settlements = settlements or Settlements(self.settings.stream, self.settings.consumer)
+        """Every ack, nak, ``in_progress`` and term the consumer's deliveries got since
+        :meth:`connect` (with the largest delivery count among them)."""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -170,7 +176,10 @@ class PipelineClient:
     ) -> AsyncIterator[PipelineClient]:
         nc = await connect(pipeline.nats, name="ponix-tests")
         try:
-            client = cls(pipeline, nc)
+            settings = pipeline.nats
+            client = cls(
+                pipeline, nc, await Settlements.watch(nc, settings.stream, settings.consumer)
+            )
             if provision:
                 await client.provision()
             yield client
