@@ -13,14 +13,14 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from nats.js.api import ConsumerInfo
 
 from ponix_clickhouse import make_client
-from ponix_producer import SyntheticEnvelopes
+from ponix_producer import OutgoingEnvelope, SyntheticEnvelopes
 from tests.faults.figures import rss_mb
 from tests.faults.oracle import (
     Content,
@@ -195,8 +195,9 @@ async def drain_and_judge(client: PipelineClient, book: Book, *, within: float =
 
 
 class Background:
-    """Publishes synthetic envelopes at ``rate`` until stopped, in chunks of ``chunk``; each
-    publish is resent under its id for up to ``ack_timeout`` seconds (a NATS restart)."""
+    """Publishes envelopes at ``rate`` until stopped, in chunks of ``chunk``; each publish is
+    resent under its id for up to ``ack_timeout`` seconds (a NATS restart). ``make`` builds each
+    envelope (default: synthetic ones from ``seed``)."""
 
     def __init__(
         self,
@@ -207,13 +208,14 @@ class Background:
         chunk: int = 200,
         ack_timeout: float = 30.0,
         seed: int = 0,
+        make: Callable[[], OutgoingEnvelope] | None = None,
     ) -> None:
         self._client = client
         self._book = book
         self._rate = rate
         self._chunk = chunk
         self._ack_timeout = ack_timeout
-        self._fleet = SyntheticEnvelopes(seed=seed)
+        self._make = make or SyntheticEnvelopes(seed=seed).next
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -234,7 +236,7 @@ class Background:
     async def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
-            chunk = [self._fleet.next() for _ in range(self._chunk)]
+            chunk = [self._make() for _ in range(self._chunk)]
             ledger = await self._client.publish_envelopes(
                 chunk,
                 concurrency=min(64, self._chunk),

@@ -155,7 +155,12 @@ def row_content(row: tuple[Any, ...], *, milliseconds: bool) -> tuple[str, int]:
     envelope_id, organization, device, occurred, processed, data = row
     unit = timedelta(milliseconds=1) if milliseconds else timedelta(seconds=1)
     times = tuple((_aware(t) - _EPOCH) // unit for t in (occurred, processed))
-    parsed = json.loads(data) if isinstance(data, str | bytes) else data
+    parsed = data
+    if isinstance(data, str | bytes):
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = data  # not JSON at all (a column added back empty): compared as text
     head = (str(envelope_id), str(organization), str(device))
     return head[0], hash((*head, *times, _canonical(parsed)))
 
