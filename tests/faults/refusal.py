@@ -166,6 +166,11 @@ async def refusal(
         "held_after_s": round(held_at - refused_at, 2),
         "recovery_s": round(recovered, 2),
         "failed_inserts": during.value("ponix_insert_failures_total"),
+        "failed_by_reason": {
+            labels["code"]: value
+            for name, labels, value in during.samples
+            if name == "ponix_insert_failures_total" and value
+        },
         "holds": after.value("ponix_holds_total"),
         "max_held_rows": max(s.held_rows for s in samples),
         "max_in_flight_mb": round(max(s.in_flight_bytes for s in samples) / 2**20, 1),
@@ -197,3 +202,8 @@ def assert_held_in_place(run: Run) -> None:
     )
     assert run.outcome.redeliveries == 0, f"{run.outcome.redeliveries} redeliveries"
     assert 503 in run.readyz_while_held, f"/readyz while held: {run.readyz_while_held}"
+
+
+def failed_for(run: Run, reason: str) -> float:
+    """Failed inserts during the refusal whose reason was ``reason`` (``unknown_table``, ...)."""
+    return float(run.figures.notes["failed_by_reason"].get(reason, 0.0))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.refusal import Fault, assert_held_in_place, refusal
+from tests.faults.refusal import Fault, assert_held_in_place, failed_for, refusal
 from tests.support.client import PipelineClient
 from tests.support.services import ServiceLauncher
 
@@ -36,6 +36,7 @@ async def table_detached(
         seed=17,
     )
     assert_held_in_place(run)
+    assert failed_for(run, "unknown_table") > 0, run.figures.notes["failed_by_reason"]
     failed = run.figures.notes["failed_inserts"]
     # Capped exponential backoff (0.5 s doubling to CLICKHOUSE_RETRY_MAX_DELAY, 30 s) for each
     # of at most two held batches: a retry every few seconds at most, never a hot loop.

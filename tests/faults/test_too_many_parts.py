@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.refusal import Fault, assert_held_in_place, refusal
+from tests.faults.refusal import Fault, assert_held_in_place, failed_for, refusal
 from tests.support.client import PipelineClient
 from tests.support.services import ServiceLauncher
 
@@ -65,6 +65,7 @@ async def too_many_parts(
         pipeline=pipeline,
     )
     assert_held_in_place(run)
+    assert failed_for(run, "too_many_parts") > 0, run.figures.notes["failed_by_reason"]
     failures = run.figures.notes["failed_inserts"]
     assert failures <= 2 * (8 + refused_for / 20), f"{failures} refused inserts: no backoff"
 
