@@ -258,6 +258,42 @@ def service_rss(service: ServiceProcess) -> float | None:
     return rss_mb(service.pid) if service.running else None
 
 
+class RssWatch:
+    """Samples a service's RSS every ``every`` seconds while the block runs; ``peak()`` is the
+    largest sample since the last ``mark()`` (or the start)."""
+
+    def __init__(self, service: ServiceProcess, *, every: float = 0.5) -> None:
+        self._service = service
+        self._every = every
+        self._samples: list[float] = []
+        self._mark = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> RssWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def mark(self) -> None:
+        self._mark = len(self._samples)
+
+    def peak(self) -> float | None:
+        return max(self._samples[self._mark :], default=None)
+
+    @property
+    def overall(self) -> float | None:
+        return max(self._samples, default=None)
+
+    async def _run(self) -> None:
+        while (rss := service_rss(self._service)) is not None:
+            self._samples.append(rss)
+            # A sampling period, not a wait for a state.
+            await asyncio.sleep(self._every)
+
+
 async def readyz(service: ServiceProcess) -> int | None:
     """The HTTP status of the service's ``/readyz``; None while nothing listens."""
 

@@ -22,6 +22,7 @@ from tests.faults.harness import (
     Background,
     Book,
     Outcome,
+    RssWatch,
     drain_and_judge,
     overrides,
     readyz,
@@ -120,7 +121,11 @@ async def refusal(
     samples: list[Sample] = []
     ingester = ingester or await launch.start(pipeline)
     figures.rss_start_mb = service_rss(ingester)
-    with Background(client, book, rate=rate, chunk=chunk, seed=seed, make=envelopes) as publishing:
+    rss = RssWatch(ingester)
+    with (
+        rss,
+        Background(client, book, rate=rate, chunk=chunk, seed=seed, make=envelopes) as publishing,
+    ):
 
         async def stored() -> bool:
             return (await client.counts()).rows > 0
@@ -149,17 +154,19 @@ async def refusal(
         during = await ingester.metrics()
         await fault.restore()
         restored_at = time.monotonic()
+        rss.mark()
         await publishing.stop()
-    outcome = await drain_and_judge(
-        client, book, within=drain_within or (90 if size == "short" else 600)
-    )
-    recovered = time.monotonic() - restored_at
+        outcome = await drain_and_judge(
+            client, book, within=drain_within or (90 if size == "short" else 600)
+        )
+        recovered = time.monotonic() - restored_at
+        rss_catching_up = rss.peak()
     after = await ingester.metrics()
     figures.rss_end_mb = service_rss(ingester)
     await ingester.terminate()
     figures.take_outcome(outcome, started)
     figures.settings = overrides(pipeline)
-    figures.rss_max_mb = max(s.rss_mb for s in samples)
+    figures.rss_max_mb = rss.overall
     run = Run(outcome, figures, samples)
     first, second = run.rss_halves()
     figures.notes = {
@@ -178,6 +185,7 @@ async def refusal(
         "readyz_while_held": sorted(str(s) for s in run.readyz_while_held),
         "rss_max_first_half_mb": first,
         "rss_max_second_half_mb": second,
+        "rss_max_catching_up_mb": rss_catching_up,
         "dead_lettered": after.value("ponix_envelopes_dead_lettered_total"),
         "in_progress": outcome.settled.get("in_progress", 0),
     }
