@@ -52,6 +52,7 @@ class Sample:
     at: float
     rss_mb: float
     held_rows: float
+    in_flight_rows: float
     in_flight_bytes: float
     ack_pending: int
     readyz: int | None
@@ -85,6 +86,7 @@ async def _sample(ingester: ServiceProcess, client: PipelineClient, at: float) -
         at=round(at, 1),
         rss_mb=service_rss(ingester) or 0.0,
         held_rows=metrics.value("ponix_held_rows"),
+        in_flight_rows=metrics.value("ponix_in_flight_rows"),
         in_flight_bytes=metrics.value("ponix_in_flight_bytes"),
         ack_pending=info.num_ack_pending,
         readyz=await readyz(ingester),
@@ -180,6 +182,7 @@ async def refusal(
         },
         "holds": after.value("ponix_holds_total"),
         "max_held_rows": max(s.held_rows for s in samples),
+        "max_in_flight_rows": max(s.in_flight_rows for s in samples),
         "max_in_flight_mb": round(max(s.in_flight_bytes for s in samples) / 2**20, 1),
         "max_ack_pending": max(s.ack_pending for s in samples),
         "readyz_while_held": sorted(str(s) for s in run.readyz_while_held),
