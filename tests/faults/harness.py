@@ -149,7 +149,7 @@ async def read_table(client: PipelineClient) -> tuple[dict[str, int], dict[str, 
         contents: dict[str, list[int]] = {}
         ch = make_client(client.pipeline.clickhouse, database="")
         try:
-            for row in ch.execute_iter(sql, settings={"max_block_size": 1000}):
+            for row in ch.execute_iter(sql, settings={"max_block_size": 256}):
                 envelope_id, digest = row_content(tuple(row), milliseconds=milliseconds)
                 per_id[envelope_id] = per_id.get(envelope_id, 0) + 1
                 contents.setdefault(envelope_id, []).append(digest)

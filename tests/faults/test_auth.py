@@ -190,8 +190,7 @@ async def test_credentials_work_and_never_reach_the_logs(
         exit_ = await ingester.terminate()
         await client.delete_streams()
     figures = Figures(f"auth_{auth}", "short")
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()
     assert exit_.code == 0

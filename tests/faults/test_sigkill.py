@@ -50,7 +50,7 @@ async def sigkill_cycles(
                 orphans += await _survivors(family[1:])
                 ingester = await launch.start(pipeline, name=f"ingester-{cycle + 2}")
             await publishing.stop()
-        outcome = await drain_and_judge(client, book, within=60 + ack_wait * 2)
+        outcome = await drain_and_judge(client, book, within=60 + ack_wait * 3)
         rss.append(service_rss(ingester) or 0.0)
         await ingester.terminate()
         await client.delete_streams()

@@ -89,8 +89,7 @@ async def test_start_while_clickhouse_is_down_waits_then_begins(
         await ingester.terminate()
         await client.delete_streams()
     figures = Figures("start_while_clickhouse_down", "short", faults={"down_s": 2.5})
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = seen
     record(figures)
     assert seen["readyz_while_down"] == [503]
@@ -119,8 +118,7 @@ async def test_start_while_nats_is_down_waits_then_begins(
         await ingester.terminate()
         await client.delete_streams()
     figures = Figures("start_while_nats_down", "short", faults={"down_s": 2.5})
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = seen
     record(figures)
     assert seen["readyz_while_down"] == [503]
