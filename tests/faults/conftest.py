@@ -1,6 +1,7 @@
-"""Fault scenarios on real processes: the ingester as a child (``tests/support/pipeline.py``),
-real nats-server and ClickHouse (shared, or dedicated ones a scenario may kill), and an oracle
-(``oracle.py``) that counts lost, visibly duplicated and misrouted envelopes after a drain.
+"""Fault scenarios on real processes: the ingester as a child (``tests/support``), real
+nats-server and ClickHouse (shared, or dedicated ones a scenario may kill), and an oracle
+(``oracle.py``) that counts lost, visibly duplicated, altered and misrouted envelopes after a
+drain. Store refusals share one shape (``refusal.py``).
 
     uv run pytest tests/faults -m faults        # short versions (also part of `make test`)
     uv run pytest tests/faults -m faults_long   # long versions (`make faults` runs both)

@@ -88,7 +88,7 @@ async def _sample(ingester: ServiceProcess, client: PipelineClient, at: float) -
         held_rows=metrics.value("ponix_held_rows"),
         in_flight_rows=metrics.value("ponix_in_flight_rows"),
         in_flight_bytes=metrics.value("ponix_in_flight_bytes"),
-        ack_pending=info.num_ack_pending,
+        ack_pending=info.num_ack_pending or 0,
         readyz=await readyz(ingester),
     )
 

@@ -167,7 +167,7 @@ async def test_restarted_during_a_clickhouse_outage_loses_nothing(
             await asyncio.sleep(0.5)
             clickhouse.kill()
             await asyncio.sleep(1.0)
-            await ingester.kill()  # with nakked and unacked messages in hand
+            await ingester.kill()  # with a held batch and unacked messages in hand
             ingester = await launch.start(pipeline, name="ingester-2", ready=False)
             await ingester.wait_for_log(WAITING, within=15)
             clickhouse.start()
