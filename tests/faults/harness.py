@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from nats.js.api import ConsumerInfo
@@ -60,6 +61,9 @@ _NAMING: Final = frozenset(
     }
 )
 
+# Variables whose value is a credential: recorded as set, never by value.
+_SECRET_WORDS: Final = ("PASSWORD", "TOKEN", "SECRET", "SEED", "CREDS")
+
 # The scenarios run the ingester as it ships (INGESTER_WORKERS at its default) unless this says
 # otherwise, e.g. PONIX_FAULTS_WORKERS=0 for the single-process mode.
 WORKERS_ENV = "PONIX_FAULTS_WORKERS"
@@ -81,8 +85,21 @@ def default_pipeline(
 
 
 def overrides(pipeline: Pipeline) -> dict[str, str]:
-    """The settings a scenario changed from the shipped defaults."""
-    return {k: v for k, v in sorted(pipeline.env.items()) if k not in _NAMING}
+    """The settings a scenario changed from the shipped defaults, as the figures record them:
+    a credential as ``<set>``, a file by its name."""
+    return {
+        name: _shown(name, value)
+        for name, value in sorted(pipeline.env.items())
+        if name not in _NAMING
+    }
+
+
+def _shown(name: str, value: str) -> str:
+    if any(word in name for word in _SECRET_WORDS):
+        return "<set>"
+    if name.endswith("_FILE"):
+        return Path(value).name
+    return value
 
 
 # -- the verdict ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ integration half; the unit half is tests/unit/security).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import ipaddress
 import time
 from collections.abc import Callable
@@ -191,7 +192,8 @@ async def test_credentials_work_and_never_reach_the_logs(
         await client.delete_streams()
     figures = Figures(f"auth_{auth}", "short")
     figures.take_outcome(outcome, started)
-    record(figures)
+    line = record(figures)
+    assert NEEDLE not in json.dumps(line), "a credential in the recorded figures"
     assert outcome.verdict.clean, outcome.verdict.summary()
     assert exit_.code == 0
     output = "\n".join(line.text for line in ingester.lines)
