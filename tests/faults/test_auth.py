@@ -11,8 +11,8 @@ integration half; the unit half is tests/unit/security).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
