@@ -1,32 +1,36 @@
-"""Fault scenarios on real processes: the ingester as a child (``tests/support/pipeline.py``),
-real nats-server and ClickHouse (shared, or dedicated ones a scenario may kill), and an oracle
-(``oracle.py``) that counts lost, visibly duplicated and misrouted envelopes after a drain.
+"""Fault scenarios on real processes: the ingester as a child (``tests/support``), real
+nats-server and ClickHouse (shared, or dedicated ones a scenario may kill), and an oracle
+(``oracle.py``) that counts lost, visibly duplicated, altered and misrouted envelopes after a
+drain. Store refusals share one shape (``refusal.py``).
 
     uv run pytest tests/faults -m faults        # short versions (also part of `make test`)
     uv run pytest tests/faults -m faults_long   # long versions (`make faults` runs both)
 
-Every scenario appends one JSON line of figures to ``.ponix/faults-results.jsonl``
-(``PONIX_FAULTS_RESULTS`` elsewhere) and prints it in the terminal summary.
+Every scenario runs the shipped defaults, but for the settings it is about (its docstring says
+which, and its figures record them). It appends one JSON line of figures to
+``.ponix/faults-results.jsonl`` (``PONIX_FAULTS_RESULTS`` elsewhere); the run ends with a table
+of them (``report.py``).
 ``PONIX_FAULTS_WORKERS=0`` runs the ingester single-process; the default is its own default.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.figures import RECORDED, results_path
-from tests.faults.harness import fast_pipeline
+from tests.faults.harness import default_pipeline
+from tests.faults.report import text_table
 from tests.support.pipeline import Pipeline, PipelineClient, ServiceLauncher
 
 
 @pytest.fixture
 def pipeline(nats_url: str, clickhouse_url: str, clickhouse_db: str, unique: str) -> Pipeline:
-    """The test's own stream, consumer, DLQ and database on the session's servers."""
-    return fast_pipeline(
+    """The test's own stream, consumer, DLQ and database on the session's servers, at the
+    shipped defaults."""
+    return default_pipeline(
         nats_url=nats_url, clickhouse_url=clickhouse_url, unique=unique, database=clickhouse_db
     )
 
@@ -50,6 +54,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not RECORDED:
         return
     terminalreporter.section("fault scenario figures")
-    for line in RECORDED:
-        terminalreporter.write_line(json.dumps(line))
-    terminalreporter.write_line(f"(appended to {results_path()})")
+    for line in text_table(RECORDED):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(
+        f"({len(RECORDED)} JSON lines appended to {results_path()}; "
+        "`uv run python -m tests.faults.report --markdown` renders them for the README)"
+    )

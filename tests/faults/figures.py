@@ -39,14 +39,20 @@ class Figures:
     lost: int = -1
     duplicated: int = -1
     unexpected: int = -1
+    mismatched: int = -1
     dlq: int = 0
+    dlq_valid: int = -1
     dlq_missing: int = -1
     dlq_unexpected: int = -1
     redeliveries: int = -1
+    max_deliveries: int = -1
+    naks: int = -1
     rss_start_mb: float | None = None
     rss_end_mb: float | None = None
     rss_max_mb: float | None = None
     duration_s: float = 0.0
+    settings: dict[str, str] = field(default_factory=dict)
+    """The settings the scenario changed from the shipped defaults."""
     notes: dict[str, Any] = field(default_factory=dict)
 
     def take(self, verdict: Any) -> None:
@@ -56,15 +62,20 @@ class Figures:
         self.lost = len(verdict.lost)
         self.duplicated = verdict.duplicated
         self.unexpected = len(verdict.unexpected)
+        self.mismatched = len(verdict.mismatched)
         self.dlq = verdict.dead_lettered
+        self.dlq_valid = len(verdict.valid_dead_lettered)
         self.dlq_missing = len(verdict.dlq_missing)
         self.dlq_unexpected = len(verdict.dlq_unexpected)
 
     def take_outcome(self, outcome: Any, started: float) -> None:
-        """A drained run's (``harness.Outcome``) verdict counts and redeliveries, and the
-        seconds since ``started`` (a ``time.monotonic()`` reading)."""
+        """A drained run's (``harness.Outcome``) verdict counts, redeliveries, largest delivery
+        count, naks and settings, and the seconds since ``started`` (``time.monotonic()``)."""
         self.take(outcome.verdict)
         self.redeliveries = outcome.redeliveries
+        self.max_deliveries = outcome.max_deliveries
+        self.naks = outcome.naks
+        self.settings = dict(outcome.settings)
         self.duration_s = time.monotonic() - started
 
 

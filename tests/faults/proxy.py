@@ -4,6 +4,7 @@
 each chunk waits that long before it is forwarded (in order, per direction). ``blackhole()``
 stops all forwarding and leaves new connections unanswered, as a hung host or a dropped route
 does (bytes stay queued, TCP backpressure does the rest); ``heal()`` lets everything flow again.
+``reset()`` aborts every open connection, so that clients connect and log in again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class ChaosProxy:
     def heal(self) -> None:
         self.latency = 0.0
         self._flowing.set()
+
+    def reset(self) -> None:
+        """Abort every open connection (both sides): the clients must connect, and log in,
+        again. New connections are forwarded as before."""
+        for writer in list(self._writers):
+            writer.transport.abort()
 
     async def close(self) -> None:
         if self._server is not None:

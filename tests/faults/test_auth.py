@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pytest
 
 from ponix_devstack import ClickHouseServer, ClickHouseUser, NatsServer, NatsTls
 from tests.faults.figures import Figures, record
-from tests.faults.harness import Book, drain_and_judge, fast_pipeline
+from tests.faults.harness import Book, default_pipeline, drain_and_judge
 from tests.support.pipeline import PipelineClient, ServiceLauncher
 
 x509 = pytest.importorskip("cryptography.x509")
@@ -171,7 +172,7 @@ async def test_credentials_work_and_never_reach_the_logs(
             "NATS_TLS_CERT_FILE": pki.client_cert,
             "NATS_TLS_KEY_FILE": pki.client_key,
         }
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=f"tls://127.0.0.1:{nats.port}",
         # The ClickHouse password travels in the URL, the NATS secrets in their own variables.
         clickhouse_url=clickhouse.url_for("writer"),
@@ -190,9 +191,9 @@ async def test_credentials_work_and_never_reach_the_logs(
         exit_ = await ingester.terminate()
         await client.delete_streams()
     figures = Figures(f"auth_{auth}", "short")
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
-    record(figures)
+    figures.take_outcome(outcome, started)
+    line = record(figures)
+    assert NEEDLE not in json.dumps(line), "a credential in the recorded figures"
     assert outcome.verdict.clean, outcome.verdict.summary()
     assert exit_.code == 0
     output = "\n".join(line.text for line in ingester.lines)
@@ -219,7 +220,7 @@ async def test_wrong_credentials_end_start_up_with_one_line_and_no_retry_storm(
         password = "SECRET-wrong" if wrong == "nats-password" else NATS_PASSWORD
         nats_env = {"NATS_USER": "ingester", "NATS_PASSWORD": password}
     ch_password = "SECRET-wrong" if wrong == "clickhouse-password" else CH_PASSWORD
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=f"nats://127.0.0.1:{nats.port}",
         clickhouse_url=f"clickhouse://writer:{ch_password}@127.0.0.1:{clickhouse.tcp_port}/",
         unique=unique,

@@ -5,6 +5,9 @@ server-side consumer has no delivery limit (the ingester counts ``NATS_MAX_DELIV
 the poison keeps coming back past ``max_deliver`` until its copy lands. With a server-side limit
 it was dropped on its last delivery, neither stored nor dead-lettered (found by the ack state
 machine in tests/unit/fuzz; this is the same thing on real servers).
+
+Settings: ``NATS_MAX_DELIVER=3``, the setting under test (a small budget to outlast); the nak
+delays are the shipped ones.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ async def test_poison_survives_a_dead_letter_outage_longer_than_its_deliveries(
     pipeline: Pipeline, launch: ServiceLauncher
 ) -> None:
     started = time.monotonic()
-    pipeline = pipeline.with_env(
-        NATS_MAX_DELIVER=MAX_DELIVER, NATS_NAK_DELAY_INITIAL=0.2, NATS_NAK_DELAY_MAX=0.5
-    )
+    pipeline = pipeline.with_env(NATS_MAX_DELIVER=MAX_DELIVER)
     figures = Figures(
         "dead_letter_outage", "short", faults={"max_deliver": MAX_DELIVER, "dlq": "deleted"}
     )
@@ -50,10 +51,10 @@ async def test_poison_survives_a_dead_letter_outage_longer_than_its_deliveries(
 
         # One failed copy per delivery: more than MAX_DELIVER of them is where a server-side
         # limit would have dropped the poison.
-        await eventually(past_max_deliver, within=20, what="the poison delivered past max_deliver")
+        await eventually(past_max_deliver, within=40, what="the poison delivered past max_deliver")
         await ensure_jetstream(client.js, client.settings)  # the DLQ stream is back
         book.add(await client.publish_synthetic(100, seed=14))
-        outcome = await drain_and_judge(client, book, within=30)
+        outcome = await drain_and_judge(client, book, within=60)
         nakked = (await ingester.metrics()).value(
             "ponix_envelopes_nakked_total", code="nats.dead_letter_failed"
         )

@@ -1,5 +1,6 @@
-"""Negative controls: the oracle must see a loss, a visible duplicate and a misrouted dead
-letter when we plant them, and must not call a same-key redelivery a duplicate.
+"""Negative controls: the oracle must see a loss, a visible duplicate, a changed row and a
+misrouted dead letter when we plant them, and must not call a same-key redelivery a duplicate;
+end to end, it must fail a real run whose rows were deleted or altered behind the ingester.
 
 Without these, a suite that reports ``lost=0 duplicated=0`` could be an oracle that never looks.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats.js.errors
 import pytest
@@ -20,7 +21,12 @@ from ponix_clickhouse import migrate
 from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_nats import connect, ensure_jetstream
 from ponix_proto import new_envelope_id
-from tests.faults.oracle import dead_letter_ids, exact_rows, judge
+from tests.faults.harness import Book, drain_and_judge
+from tests.faults.oracle import dead_letter_ids, envelope_content, exact_rows, judge, row_content
+from tests.support.client import PipelineClient, envelope
+from tests.support.environment import Pipeline
+from tests.support.services import ServiceLauncher
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -94,6 +100,48 @@ def test_the_oracle_is_clean_when_everything_is_stored_once(
     assert (verdict.rows, verdict.stored, verdict.duplicated) == (50, 50, 0)
 
 
+def test_the_oracle_reports_a_row_whose_content_differs() -> None:
+    env = envelope(envelope_id=new_envelope_id(), data={"temperature": 21.5, "count": 3})
+    envelope_id, (in_seconds, in_ms) = envelope_content(env.SerializeToString())
+    occurred = datetime.fromtimestamp(env.occurred_at.seconds, UTC) + timedelta(
+        milliseconds=env.occurred_at.nanos // 1_000_000
+    )
+    processed = datetime.fromtimestamp(env.processed_at.seconds, UTC) + timedelta(
+        milliseconds=env.processed_at.nanos // 1_000_000
+    )
+    # Keys in another order and a whole number without its ".0": the same document.
+    stored = (
+        envelope_id,
+        "acme",
+        "device-1",
+        occurred,
+        processed,
+        '{"count":3,"temperature":21.5}',
+    )
+    assert row_content(stored, milliseconds=True) == (envelope_id, in_ms)
+    whole = tuple(v.replace(microsecond=0) if isinstance(v, datetime) else v for v in stored)
+    assert row_content(whole, milliseconds=False) == (envelope_id, in_seconds)
+
+    changed = [
+        (envelope_id, "other-org", *stored[2:]),
+        (*stored[:2], "device-2", *stored[3:]),
+        (*stored[:3], occurred + timedelta(seconds=1), *stored[4:]),
+        (*stored[:4], processed - timedelta(milliseconds=1), stored[5]),
+        (*stored[:5], '{"count":3,"temperature":21.6}'),
+        ("another-id", *stored[1:]),
+    ]
+    for row in changed:
+        _, digest = row_content(row, milliseconds=True)
+        verdict = judge(
+            [envelope_id],
+            {envelope_id: 1},
+            expected={envelope_id: in_ms},
+            contents={envelope_id: [digest]},
+        )
+        assert verdict.mismatched == (envelope_id,), row
+        assert not verdict.clean
+
+
 @pytest.fixture
 async def dlq(nats_url: str, unique: str) -> AsyncIterator[tuple[JetStreamContext, NatsSettings]]:
     settings = NatsSettings(
@@ -137,3 +185,42 @@ async def test_the_oracle_reports_missing_and_misrouted_dead_letters(
     assert verdict.dlq_unexpected == (valid_but_dead,)
     assert verdict.lost == (valid_but_dead,), "a valid envelope in the DLQ is a loss"
     assert verdict.dead_lettered == 3
+
+
+async def test_the_oracle_fails_when_rows_are_dropped_or_altered_behind_the_ingester(
+    pipeline: Pipeline, client: PipelineClient, launch: ServiceLauncher
+) -> None:
+    """End to end: the real ingester stores everything, then rows are deleted and one row's
+    ``data`` is changed with mutations it knows nothing of. The verdict must name exactly
+    those ids as lost and mismatched."""
+    ingester = await launch.start(pipeline)
+    book = Book()
+    ledger = await client.publish_synthetic(300, seed=31)
+    book.add(ledger)
+    await client.wait_until_drained(within=30)
+    stored = sorted(ledger.ids)
+    deleted, altered = stored[:7], stored[7]
+    table = pipeline.table
+    await client.query(f"ALTER TABLE {table} DELETE WHERE id IN %(ids)s", {"ids": tuple(deleted)})
+    await client.query(
+        f"ALTER TABLE {table} UPDATE data = '{{\"temperature\": -1.0}}' WHERE id = %(id)s",
+        {"id": altered},
+    )
+
+    async def mutated() -> bool:
+        [(pending,)] = await client.query(
+            "SELECT count() FROM system.mutations "
+            "WHERE database = %(db)s AND table = %(table)s AND is_done = 0",
+            {"db": pipeline.database, "table": pipeline.clickhouse.table},
+        )
+        return int(pending) == 0
+
+    await eventually(mutated, within=30, what="both mutations done")
+    outcome = await drain_and_judge(client, book, within=30)
+    await ingester.terminate()
+
+    verdict = outcome.verdict
+    assert not verdict.clean
+    assert verdict.lost == tuple(deleted)
+    assert verdict.mismatched == (altered,)
+    assert (verdict.duplicated, verdict.unexpected, verdict.dead_lettered) == (0, (), 0)

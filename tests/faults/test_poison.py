@@ -1,8 +1,10 @@
 """Scenario 6: poison mixed into valid traffic.
 
 Garbage bytes, a protobuf of another type, an envelope over INGESTER_MAX_ENVELOPE_BYTES, and
-timestamps the table cannot hold: every one is dead-lettered (copy first, then term) and every
-valid envelope around them is stored, whatever batch they share.
+timestamps the table cannot hold: every one is dead-lettered (copy first, then term) on its first
+delivery and every valid envelope around them is stored, whatever batch they share.
+
+Settings: the shipped defaults (the oversized poison is over the default 256 KiB).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from ponix_ingester import IngesterSettings
 from ponix_proto import new_envelope_id
 from tests.faults.figures import Figures, record
 from tests.faults.harness import Book, drain_and_judge, service_rss
@@ -26,7 +29,7 @@ from tests.support.pipeline import (
     envelope,
 )
 
-MAX_ENVELOPE_BYTES = 4096
+MAX_ENVELOPE_BYTES = IngesterSettings().max_envelope_bytes
 
 
 def poison_kinds(rng: random.Random) -> dict[str, bytes]:
@@ -72,9 +75,6 @@ async def poison_mixed_in(
 ) -> None:
     started = time.monotonic()
     rng = random.Random(6)
-    pipeline = pipeline.with_env(
-        INGESTER_MAX_ENVELOPE_BYTES=MAX_ENVELOPE_BYTES, NATS_BATCH_SIZE=100, NATS_MAX_DELIVER=3
-    )
     figures = Figures(scenario, size)
     book = Book()
     async with PipelineClient.connect(pipeline, provision=True) as client:
@@ -107,6 +107,8 @@ async def poison_mixed_in(
     assert outcome.verdict.dead_lettered == len(book.poison)
     assert all(letter.code.startswith("envelope.") for letter in letters), figures.notes
     assert all(letter.deliveries == 1 for letter in letters), "poison is termed at once"
+    assert outcome.max_deliveries == 1, "a valid envelope was redelivered next to poison"
+    assert outcome.naks == 0
 
 
 @pytest.mark.faults
@@ -118,12 +120,12 @@ async def test_poison_is_dead_lettered_and_valid_traffic_stored(
 
 def _bad_nanos(kind: str) -> bytes:
     if kind == "id_less":
-        # No id: RowBuilder derives one from occurred_at.ToDatetime(), which raises.
+        # No id: one is derived from occurred_at, which must be checked before it is used.
         bad = envelope(envelope_id=None, occurred_at=1_790_000_000)
         bad.occurred_at.nanos = -1
     else:
-        # With an id: the row gets occurred_at = -1 s, which DateTime (UInt32) cannot hold, so
-        # the INSERT fails permanently (bad_row) and the processor naks its whole batch.
+        # With an id, at the epoch: unchecked, the row would get occurred_at = -1 s, which
+        # DateTime (UInt32) cannot hold.
         bad = envelope(envelope_id=new_envelope_id(), occurred_at=0)
         bad.occurred_at.nanos = -1
     return bad.SerializeToString()
@@ -134,9 +136,9 @@ def _bad_nanos(kind: str) -> bytes:
 async def test_poison_with_invalid_timestamp_nanos_is_dead_lettered_too(
     pipeline: Pipeline, launch: ServiceLauncher, kind: str
 ) -> None:
-    """Timestamp.nanos outside [0, 1e9) is never checked (found by the decoder fuzzers): the
-    envelope is not recognised as poison, its whole batch is nakked until max_deliver, and the
-    valid envelopes sharing that batch are dead-lettered with it."""
+    """Timestamp.nanos outside [0, 1e9) (found by the decoder fuzzers) is poison,
+    ``envelope.timestamp_out_of_range``, termed on its first delivery; the valid envelopes
+    sharing its batch are stored."""
     await poison_mixed_in(
         pipeline,
         launch,

@@ -1,7 +1,12 @@
 """Scenario 1: SIGKILL the ingester at random points under continuous publishing, restart it.
 
 Whatever was inserted but not yet acked comes back after ack_wait and is inserted again under
-the same sorting key, so FINAL shows it once: 0 lost, 0 duplicated.
+the same sorting key, so FINAL shows it once: 0 lost, 0 duplicated, no valid envelope in the DLQ
+(a crash counts against NATS_MAX_DELIVER, 10: the figures show how close the kills came).
+
+Settings: the long run is at the shipped defaults (``ack_wait`` 30 s). The short one
+(``make test``) sets ``NATS_ACK_WAIT=5``: what a crash leaves unacked comes back 5 s later
+instead of 30, which changes when, not whether, it is stored.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from tests.faults.figures import Figures, alive, process_tree, record
 from tests.faults.harness import Background, Book, drain_and_judge, service_rss
 from tests.support.pipeline import Pipeline, PipelineClient, ServiceLauncher, eventually
 
-ACK_WAIT = 2
+SHORT_ACK_WAIT = 5
 
 
 async def sigkill_cycles(
@@ -25,7 +30,9 @@ async def sigkill_cycles(
 ) -> None:
     rng = random.Random(seed)
     started = time.monotonic()
-    pipeline = pipeline.with_env(NATS_ACK_WAIT=ACK_WAIT)
+    if size == "short":
+        pipeline = pipeline.with_env(NATS_ACK_WAIT=SHORT_ACK_WAIT)
+    ack_wait = pipeline.nats.ack_wait
     figures = Figures("sigkill_under_load", size, faults={"kills": cycles, "rate": rate})
     book = Book()
     rss: list[float] = []
@@ -43,15 +50,13 @@ async def sigkill_cycles(
                 orphans += await _survivors(family[1:])
                 ingester = await launch.start(pipeline, name=f"ingester-{cycle + 2}")
             await publishing.stop()
-        outcome = await drain_and_judge(client, book, within=60 + ACK_WAIT * cycles)
+        outcome = await drain_and_judge(client, book, within=60 + ack_wait * 3)
         rss.append(service_rss(ingester) or 0.0)
         await ingester.terminate()
         await client.delete_streams()
-    figures.take(outcome.verdict)
+    figures.take_outcome(outcome, started)
     figures.rss_end_mb = rss[-1]
     figures.rss_max_mb = max(rss)
-    figures.redeliveries = outcome.redeliveries
-    figures.duration_s = time.monotonic() - started
     figures.notes = {
         "unconfirmed": len(book.unconfirmed),
         "drain_s": round(outcome.drain_seconds, 2),
@@ -59,6 +64,7 @@ async def sigkill_cycles(
     }
     record(figures)
     assert outcome.verdict.clean, outcome.verdict.summary()
+    assert outcome.verdict.dead_lettered == 0, "a crash dead-lettered valid envelopes"
     assert not orphans, f"children that outlived their SIGKILLed ingester: {orphans}"
     assert outcome.verdict.published >= cycles * rate * 0.2
 

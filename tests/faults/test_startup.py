@@ -20,8 +20,8 @@ from tests.faults.harness import (
     Background,
     Book,
     Outcome,
+    default_pipeline,
     drain_and_judge,
-    fast_pipeline,
     readyz,
 )
 from tests.support.pipeline import (
@@ -79,7 +79,7 @@ async def test_start_while_clickhouse_is_down_waits_then_begins(
     started = time.monotonic()
     clickhouse = clickhouse_server_factory()
     clickhouse.stop()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url, clickhouse_url=clickhouse.url, unique=unique, database="ponix"
     )
     async with PipelineClient.connect(pipeline, provision=True) as client:
@@ -89,8 +89,7 @@ async def test_start_while_clickhouse_is_down_waits_then_begins(
         await ingester.terminate()
         await client.delete_streams()
     figures = Figures("start_while_clickhouse_down", "short", faults={"down_s": 2.5})
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = seen
     record(figures)
     assert seen["readyz_while_down"] == [503]
@@ -109,7 +108,7 @@ async def test_start_while_nats_is_down_waits_then_begins(
     started = time.monotonic()
     server = nats_server_factory()
     server.stop()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=server.url, clickhouse_url=clickhouse_url, unique=unique, database=clickhouse_db
     )
     ingester = await launch.start(pipeline, ready=False)
@@ -119,8 +118,7 @@ async def test_start_while_nats_is_down_waits_then_begins(
         await ingester.terminate()
         await client.delete_streams()
     figures = Figures("start_while_nats_down", "short", faults={"down_s": 2.5})
-    figures.take(outcome.verdict)
-    figures.duration_s = time.monotonic() - started
+    figures.take_outcome(outcome, started)
     figures.notes = seen
     record(figures)
     assert seen["readyz_while_down"] == [503]
@@ -159,7 +157,7 @@ async def test_restarted_during_a_clickhouse_outage_loses_nothing(
 ) -> None:
     started = time.monotonic()
     clickhouse = clickhouse_server_factory()
-    pipeline = fast_pipeline(
+    pipeline = default_pipeline(
         nats_url=nats_url, clickhouse_url=clickhouse.url, unique=unique, database="ponix"
     )
     book = Book()
@@ -169,7 +167,7 @@ async def test_restarted_during_a_clickhouse_outage_loses_nothing(
             await asyncio.sleep(0.5)
             clickhouse.kill()
             await asyncio.sleep(1.0)
-            await ingester.kill()  # with nakked and unacked messages in hand
+            await ingester.kill()  # with a held batch and unacked messages in hand
             ingester = await launch.start(pipeline, name="ingester-2", ready=False)
             await ingester.wait_for_log(WAITING, within=15)
             clickhouse.start()
