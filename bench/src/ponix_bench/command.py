@@ -46,7 +46,7 @@ def _env_items(items: list[str]) -> dict[str, str]:
 def bench(
     count: Annotated[
         int, typer.Option(min=100, help="Envelopes pre-published and read by every contender.")
-    ] = 200_000,
+    ] = 100_000,
     batch: Annotated[
         int | None,
         typer.Option(min=1, help="Fetch size for every contender (default: 1000, the ingester's)."),

@@ -134,7 +134,7 @@ class ContenderSpec:
 
 
 def parse_contenders(text: str) -> tuple[ContenderSpec, ...]:
-    """``"ceiling,ponix,ponix[INGESTER_WORKERS=1]"`` -> specs; raises ``ValueError``."""
+    """``"raw,ponix,ponix[INGESTER_WORKERS=1]"`` -> specs; raises ``ValueError``."""
     specs: list[ContenderSpec] = []
     for raw in (part.strip() for part in text.split(",")):
         if not raw:

@@ -54,7 +54,7 @@ READY_TIMEOUT = 90.0
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    count: int = 200_000
+    count: int = 100_000
     batch: int | None = None
     contenders: Sequence[ContenderSpec] = ()
     runs: int = 5
