@@ -90,7 +90,10 @@ def bench(
     ] = None,
     profile: Annotated[
         Path | None,
-        typer.Option(help="Record py-spy profiles (raw collapsed stacks) of the ingesters here."),
+        typer.Option(
+            help="Record py-spy profiles (raw collapsed stacks) of the ponix and raw contenders "
+            "here, one file per contender and run; `python -m ponix_bench.profile DIR` sums them."
+        ),
     ] = None,
     save: Annotated[
         Path | None,

@@ -48,6 +48,8 @@ from ponix_devstack import LocalStack
 from ponix_nats import consumer_config, ensure_jetstream
 
 # The ingester's own default, so that every contender asks for the same batch.
+# The kinds --profile samples: the ingester, and raw to see what nats-py itself spends.
+PROFILED = ("ponix", "raw")
 DEFAULT_BATCH: int = NatsSettings.model_fields["batch_size"].default
 READY_TIMEOUT = 90.0
 
@@ -67,7 +69,7 @@ class Options:
     soak_seconds: float = 0.0
     ingester_env: Mapping[str, str] = field(default_factory=dict)
     profile_dir: Path | None = None
-    """Record a py-spy profile (raw collapsed stacks) of every ponix contender here."""
+    """Record a py-spy profile (raw collapsed stacks) of every ponix and raw contender here."""
 
 
 Progress = Callable[[str], None]
@@ -138,7 +140,7 @@ class Bench:
         self, spec: ContenderSpec, pids: list[int], run: int
     ) -> asyncio.subprocess.Process | None:
         out = self.options.profile_dir
-        if out is None or spec.kind != "ponix":
+        if out is None or spec.kind not in PROFILED:
             return None
         out.mkdir(parents=True, exist_ok=True)
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))

@@ -1,9 +1,10 @@
 """The top of the py-spy profiles ``ponix bench --profile DIR`` records.
 
-``python -m ponix_bench.profile DIR [--top N] [--match TEXT]``: over every ``*.txt`` in DIR
-(py-spy's raw collapsed stacks, one ``frame;frame;... count`` line per stack), the share of
-samples in which each function is on the stack (inclusive) and at the top of it (self). A
-function is ``name (file)``: line numbers are dropped, so a function counts once per sample.
+``python -m ponix_bench.profile DIR [--contender ponix] [--top N] [--match TEXT]``: over the
+contender's profiles in DIR (``r<run>-<contender>.txt``, py-spy's raw collapsed stacks, one
+``frame;frame;... count`` line per stack), the share of samples in which each function is on
+the stack (inclusive) and at the top of it (self). A function is ``name (file)``: line numbers
+are dropped, so a function counts once per sample.
 """
 
 from __future__ import annotations
@@ -58,14 +59,15 @@ def read_profiles(paths: Iterable[Path]) -> Profile:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ponix_bench.profile")
     parser.add_argument("directory", type=Path)
+    parser.add_argument("--contender", default="ponix", help="Whose profiles (its slug).")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--match", default="", help="Only functions whose name contains this.")
     args = parser.parse_args(argv)
-    paths = sorted(args.directory.glob("*.txt"))
+    paths = sorted(args.directory.glob(f"r*-{args.contender}.txt"))
     if not paths:
-        parser.error(f"no *.txt profiles in {args.directory}")
+        parser.error(f"no r*-{args.contender}.txt profiles in {args.directory}")
     profile = read_profiles(paths)
-    print(f"{profile.samples:,} samples in {len(paths)} profile(s)")
+    print(f"{args.contender}: {profile.samples:,} samples in {len(paths)} profile(s)")
     for title, counter in (("inclusive", profile.inclusive), ("self", profile.own)):
         print(f"\n{title}:")
         for share, name in profile.top(counter, args.top, args.match):
