@@ -47,9 +47,9 @@ from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_devstack import LocalStack
 from ponix_nats import consumer_config, ensure_jetstream
 
-# The ingester's own default, so that every contender asks for the same batch.
 # The kinds --profile samples: the ingester, and raw to see what nats-py itself spends.
 PROFILED = ("ponix", "raw")
+# The ingester's own default, so that every contender asks for the same batch.
 DEFAULT_BATCH: int = NatsSettings.model_fields["batch_size"].default
 READY_TIMEOUT = 90.0
 
