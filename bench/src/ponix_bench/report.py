@@ -291,7 +291,7 @@ def render(report: Report) -> str:
             f"p90 {lat.p90:.3f}s  p99 {lat.p99:.3f}s  max {lat.max:.3f}s  "
             f"({lat.measured:,} envelopes, {lat.missing} missing)  "
             f"target p99 <= {P99_TARGET_SECONDS:g}s {'ok' if latency_ok else 'MISSED'}",
-            f"ingester idle RSS {lat.idle_rss_mib:.0f} MiB (target <= {IDLE_RSS_TARGET_MIB:.0f} "
+            f"ingester idle RSS {lat.idle_rss_mib:.1f} MiB (target <= {IDLE_RSS_TARGET_MIB:.0f} "
             f"{'ok' if lat.idle_rss_mib <= IDLE_RSS_TARGET_MIB else 'MISSED'}), peak under load "
             f"{lat.peak_rss_mib:.0f} MiB",
             f"SIGTERM under load: exit {lat.exit_code} in {lat.sigterm_exit_seconds:.2f}s, "
