@@ -1,4 +1,4 @@
-"""Ponix benchmark: the ingester against the nats-py ceiling, on real local servers.
+"""Ponix benchmark: the ingester against the raw pull protocol, on real local servers.
 
 ``ponix bench`` (or ``ponix-bench``) runs it; :data:`ponix_bench.command.app` is the command.
 This module imports nothing: the contender processes (``python -m ponix_bench.contender``) must

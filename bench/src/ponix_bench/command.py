@@ -13,13 +13,13 @@ from typing import Annotated
 import typer
 import uvloop
 
-from ponix_bench.contenders import DEFAULT_CONTENDERS, parse_contenders
+from ponix_bench.contenders import DEFAULT_CONTENDERS, KNOWN, parse_contenders
 from ponix_bench.harness import Options, run_bench
 from ponix_bench.report import render
 from ponix_devstack import LocalStack
 
 app = typer.Typer(
-    help="Throughput, latency and memory of the ingester against the nats-py ceiling.",
+    help="Throughput, CPU, latency and memory of the ingester against the raw pull protocol.",
     no_args_is_help=False,
     add_completion=False,
 )
@@ -46,7 +46,7 @@ def _env_items(items: list[str]) -> dict[str, str]:
 def bench(
     count: Annotated[
         int, typer.Option(min=100, help="Envelopes pre-published and read by every contender.")
-    ] = 200_000,
+    ] = 100_000,
     batch: Annotated[
         int | None,
         typer.Option(min=1, help="Fetch size for every contender (default: 1000, the ingester's)."),
@@ -57,11 +57,17 @@ def bench(
     contenders: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: ceiling, ceiling_x2, naive, naive_x2, ponix, ponix_x2; a ponix "
-            "one may carry settings, e.g. 'ponix[INGESTER_WORKERS=1+NATS_BATCH_SIZE=500]'."
+            help=f"Comma-separated, of: {', '.join(KNOWN)}. Ratios are to raw (one process) "
+            "or raw_x2 (two: ponix_x2, ponix_worker, ..._x2), so keep those in. A ponix one may "
+            "carry settings, e.g. 'ponix[INGESTER_WORKERS=1+NATS_BATCH_SIZE=500]'."
         ),
     ] = ",".join(DEFAULT_CONTENDERS),
-    runs: Annotated[int, typer.Option(min=1, help="Runs; the table shows medians.")] = 3,
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Runs, each contender once per run in a rotated order; medians shown."
+        ),
+    ] = 5,
     latency: Annotated[
         bool, typer.Option("--latency/--no-latency", help="Measure publish -> queryable latency.")
     ] = True,
@@ -84,7 +90,10 @@ def bench(
     ] = None,
     profile: Annotated[
         Path | None,
-        typer.Option(help="Record py-spy profiles (raw collapsed stacks) of the ingesters here."),
+        typer.Option(
+            help="Record py-spy profiles (raw collapsed stacks) of the ponix and raw contenders "
+            "here, one file per contender and run; `python -m ponix_bench.profile DIR` sums them."
+        ),
     ] = None,
     save: Annotated[
         Path | None,
@@ -100,7 +109,10 @@ def bench(
         ),
     ] = None,
 ) -> None:
-    """Run the benchmark on local nats-server and ClickHouse processes and print the figures."""
+    """Run the benchmark on local nats-server and ClickHouse processes and print the figures.
+
+    Exits 1 when a contender that writes did not store exactly COUNT distinct rows in a run.
+    """
     if latency_storage not in ("file", "memory"):
         raise typer.BadParameter("file or memory", param_hint="--latency-storage")
     try:
@@ -148,6 +160,8 @@ def bench(
         print(text)
     else:
         print(render(report))
+    if not report.rows_ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

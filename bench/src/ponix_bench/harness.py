@@ -2,7 +2,8 @@
 
 Everything a figure depends on is in the same run on the same messages: each contender reads
 the whole stream through a durable consumer of its own (created paused, see :mod:`.watch`) and
-writes a database of its own, so ratios to the one-process ceiling survive machine noise.
+writes a database of its own, so ratios to the raw pull protocol with as many processes
+survive machine noise.
 The contenders' order rotates from run to run, so a slow minute does not always hit the same
 one.
 """
@@ -16,6 +17,7 @@ import platform
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -26,9 +28,17 @@ import nats
 from clickhouse_driver import Client
 from nats.js import JetStreamContext
 
-from ponix_bench.contenders import CEILING, ContenderSpec
+from ponix_bench.contenders import ContenderSpec
 from ponix_bench.latency import measure_latency, measure_soak
-from ponix_bench.procs import Contender, Memory, clean_env, cpu_seconds, memory, spawn
+from ponix_bench.procs import (
+    Contender,
+    Memory,
+    clean_env,
+    cpu_seconds,
+    machine_busy_seconds,
+    memory,
+    spawn,
+)
 from ponix_bench.publish import publish_all
 from ponix_bench.report import ContenderResult, Report, Run
 from ponix_bench.watch import ConsumerWatch, Window, create_paused
@@ -37,16 +47,19 @@ from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_devstack import LocalStack
 from ponix_nats import consumer_config, ensure_jetstream
 
-DEFAULT_BATCH = 1000
+# The kinds --profile samples: the ingester, and raw to see what nats-py itself spends.
+PROFILED = ("ponix", "raw")
+# The ingester's own default, so that every contender asks for the same batch.
+DEFAULT_BATCH: int = NatsSettings.model_fields["batch_size"].default
 READY_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    count: int = 200_000
+    count: int = 100_000
     batch: int | None = None
     contenders: Sequence[ContenderSpec] = ()
-    runs: int = 3
+    runs: int = 5
     latency: bool = True
     latency_seconds: float = 20.0
     latency_storage: Literal["file", "memory"] = "memory"
@@ -56,7 +69,7 @@ class Options:
     soak_seconds: float = 0.0
     ingester_env: Mapping[str, str] = field(default_factory=dict)
     profile_dir: Path | None = None
-    """Record a py-spy profile (raw collapsed stacks) of every ponix contender here."""
+    """Record a py-spy profile (raw collapsed stacks) of every ponix and raw contender here."""
 
 
 Progress = Callable[[str], None]
@@ -127,7 +140,7 @@ class Bench:
         self, spec: ContenderSpec, pids: list[int], run: int
     ) -> asyncio.subprocess.Process | None:
         out = self.options.profile_dir
-        if out is None or spec.kind != "ponix":
+        if out is None or spec.kind not in PROFILED:
             return None
         out.mkdir(parents=True, exist_ok=True)
         pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -149,13 +162,15 @@ class Bench:
         )
 
     def _cpu(self, pids: list[int]) -> dict[str, float]:
+        """CPU seconds so far: the contender's processes (``own`` = ``main`` + ``workers``),
+        each server, and the whole machine (``machine``)."""
         servers = {"nats-server": self.stack.nats.pid, "clickhouse": self.stack.clickhouse.pid}
-        found = {
-            "contender": cpu_seconds(pids, children=False),
-            "workers": cpu_seconds(pids, children=True),
-        }
+        main = cpu_seconds(pids, children=False)
+        workers = cpu_seconds(pids, children=True)
+        found = {"own": main + workers, "main": main, "workers": workers}
         for name, pid in servers.items():
             found[name] = cpu_seconds([pid]) if pid is not None else 0.0
+        found["machine"] = machine_busy_seconds()
         return found
 
     # -- the run ------------------------------------------------------------------------------
@@ -182,24 +197,27 @@ class Bench:
                     f"stream holds {info.state.messages} messages, not {options.count}"
                 )
             specs = list(options.contenders)
+            report.loadavg.append(os.getloadavg()[0])
             for index in range(options.runs):
                 shift = index % len(specs)
                 order = specs[shift:] + specs[:shift]
-                results = await self._run_once(js, order, index + 1, last_seq)
-                ceiling = next((r.rate for r in results if r.contender == CEILING), None)
-                if ceiling:
-                    results = [_with_ratio(r, r.rate / ceiling) for r in results]
+                results = _with_ratios(await self._run_once(js, order, index + 1, last_seq))
                 results.sort(key=lambda r: [s.label for s in specs].index(r.contender))
                 report.runs.append(Run(index + 1, results))
                 self.progress(
                     "  "
                     + "  ".join(
                         f"{r.contender} {r.rate:,.0f}/s"
-                        + (f" ({r.ratio:.2f})" if r.ratio is not None else "")
+                        + (f" ({r.ratio:.2f} x {r.yardstick})" if r.ratio is not None else "")
                         for r in results
                     )
                 )
+            report.loadavg.append(os.getloadavg()[0])
             report.compute_medians()
+            if not report.rows_ok:
+                report.notes.append(
+                    f"a contender's table did not hold exactly {options.count:,} distinct rows"
+                )
             sustained = _sustained(report)
             if options.latency:
                 if sustained is None:
@@ -277,12 +295,14 @@ class Bench:
             idle = memory(contender.pids, "VmRSS")
             profiler = await self._profile(started.spec, contender.pids, started.run)
             cpu_before = self._cpu(contender.pids)
+            sampled_at = time.monotonic()
             began = await started.watch.resume()
             window = await started.watch.wait_acked(
                 last_seq, began, 120.0 + self.options.count / 500, contender.check_alive
             )
             peak = memory(contender.pids, "VmHWM")
             cpu_after = self._cpu(contender.pids)
+            sampled_seconds = time.monotonic() - sampled_at
         except BaseException:
             await contender.stop()
             raise
@@ -290,11 +310,12 @@ class Bench:
             if profiler is not None:
                 await _stop_profiler(profiler)
         self.progress(f"  {started.spec.label}: {self.options.count / window.seconds:,.0f}/s")
-        cpu = {
-            k: round((cpu_after[k] - cpu_before[k]) * 1e6 / self.options.count, 1)
-            for k in cpu_before
-        }
-        return _Measured(started, window, idle, peak, cpu)
+        used = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
+        machine = used.pop("machine")
+        others = machine - used["own"] - used["nats-server"] - used["clickhouse"]
+        cpu = {k: round(v * 1e6 / self.options.count, 1) for k, v in used.items()}
+        others_cores = round(max(0.0, others) / max(sampled_seconds, 1e-6), 2)
+        return _Measured(started, window, idle, peak, cpu, others_cores)
 
     async def _finish(self, js: JetStreamContext, measured: _Measured) -> ContenderResult:
         """Stop the processes, count the table's rows, drop it and the consumer."""
@@ -317,7 +338,9 @@ class Bench:
             processes=spec.processes,
             rate=self.options.count / max(window.seconds, 1e-6),
             seconds=window.seconds,
+            yardstick=spec.yardstick,
             ratio=None,
+            cpu_ratio=None,
             distinct_rows=distinct,
             rows=rows,
             peak_rss_mib=measured.peak.largest_mib,
@@ -327,6 +350,7 @@ class Bench:
             exit_codes=codes,
             redelivered=window.redelivered,
             cpu_us_per_msg=measured.cpu,
+            others_cores=measured.others_cores,
         )
 
 
@@ -346,6 +370,7 @@ class _Measured:
     idle: Memory
     peak: Memory
     cpu: dict[str, float]
+    others_cores: float
 
 
 async def _stop_profiler(proc: asyncio.subprocess.Process) -> None:
@@ -354,8 +379,25 @@ async def _stop_profiler(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-def _with_ratio(result: ContenderResult, ratio: float) -> ContenderResult:
-    return replace(result, ratio=ratio)
+def _with_ratios(results: list[ContenderResult]) -> list[ContenderResult]:
+    """Each result's rate over its yardstick's in the same run, and the yardstick's own CPU per
+    envelope over its own."""
+    by_name = {r.contender: r for r in results}
+    found: list[ContenderResult] = []
+    for result in results:
+        yardstick = by_name.get(result.yardstick)
+        if yardstick is None:
+            found.append(result)
+            continue
+        own = result.cpu_us_per_msg.get("own", 0.0)
+        found.append(
+            replace(
+                result,
+                ratio=result.rate / yardstick.rate,
+                cpu_ratio=yardstick.cpu_us_per_msg.get("own", 0.0) / own if own else None,
+            )
+        )
+    return found
 
 
 def _sustained(report: Report) -> float | None:

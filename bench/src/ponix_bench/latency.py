@@ -2,7 +2,7 @@
 and (optionally) RSS over a long steady load.
 
 The ingester runs as shipped on a stream of its own (``BENCH_LATENCY``), so the first phase's
-200k messages do not queue ahead of the timed ones. Visibility is polled from ClickHouse: a
+messages do not queue ahead of the timed ones. Visibility is polled from ClickHouse: a
 query sees the parts that existed when it started, so an envelope first returned by a query is
 stamped with that query's start time (a latency over-estimated by at most one poll period).
 """

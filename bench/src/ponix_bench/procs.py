@@ -79,6 +79,19 @@ def cpu_seconds(pids: Sequence[int], *, children: bool | None = None) -> float:
     return total / _TICK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far, over all cores (``/proc/stat``: every
+    state but idle and iowait; steal counts as busy, since the time was not ours to use)."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
+    except OSError:
+        return 0.0
+    ticks = [int(v) for v in first.split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    # guest and guest_nice (fields 9 and 10) are already inside user and nice.
+    return (sum(ticks[:8]) - idle) / _TICK
+
+
 @dataclass(frozen=True, slots=True)
 class Memory:
     """Memory of a contender: its largest process and the sum over all its processes (MiB)."""
