@@ -24,7 +24,6 @@ YARDSTICKS = {
     "raw_x2": "raw",
     "ceiling": "raw",
     "ponix": "raw",
-    "ponix_worker": "raw_x2",
     "ponix_x2": "raw_x2",
 }
 

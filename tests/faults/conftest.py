@@ -10,7 +10,6 @@ Every scenario runs the shipped defaults, but for the settings it is about (its 
 which, and its figures record them). It appends one JSON line of figures to
 ``.ponix/faults-results.jsonl`` (``PONIX_FAULTS_RESULTS`` elsewhere); the run ends with a table
 of them (``report.py``).
-``PONIX_FAULTS_WORKERS=0`` runs the ingester single-process; the default is its own default.
 """
 
 from __future__ import annotations

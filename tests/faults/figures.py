@@ -86,7 +86,6 @@ def record(figures: Figures) -> dict[str, Any]:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
         "dirty": _dirty(),
-        "workers": os.environ.get("PONIX_FAULTS_WORKERS", "").strip() or "default",
         **asdict(figures),
     }
     line["duration_s"] = round(figures.duration_s, 2)

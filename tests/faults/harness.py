@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import urllib.error
 import urllib.request
@@ -64,23 +63,17 @@ _NAMING: Final = frozenset(
 # Variables whose value is a credential: recorded as set, never by value.
 _SECRET_WORDS: Final = ("PASSWORD", "TOKEN", "SECRET", "SEED", "CREDS")
 
-# The scenarios run the ingester as it ships (INGESTER_WORKERS at its default) unless this says
-# otherwise, e.g. PONIX_FAULTS_WORKERS=0 for the single-process mode.
-WORKERS_ENV = "PONIX_FAULTS_WORKERS"
-
 
 def default_pipeline(
     *, nats_url: str, clickhouse_url: str, unique: str, database: str, **env: object
 ) -> Pipeline:
     """``Pipeline.isolated`` at the shipped defaults; ``env`` is what the scenario is about."""
-    workers = os.environ.get(WORKERS_ENV, "").strip()
-    mode: dict[str, object] = {"INGESTER_WORKERS": workers} if workers else {}
     return Pipeline.isolated(
         nats_url=nats_url,
         clickhouse_url=clickhouse_url,
         unique=unique,
         database=database,
-        **{**CHILD_ENV, **mode, **env},
+        **{**CHILD_ENV, **env},
     )
 
 

@@ -1,4 +1,4 @@
-"""A shutdown token the test sets itself: what ``BatchConsumer.run`` and ``WorkerPool.run`` see
+"""A shutdown token the test sets itself: what ``BatchConsumer.run`` and ``BatchWriter.run`` see
 of the runner's ``ShutdownToken`` (whose setter belongs to the runner)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 
 class Token:
-    """The runner's ShutdownToken as far as the consumer and the worker pool see it."""
+    """The runner's ShutdownToken as far as the consumer and the writer see it."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()

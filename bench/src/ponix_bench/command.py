@@ -58,8 +58,8 @@ def bench(
         str,
         typer.Option(
             help=f"Comma-separated, of: {', '.join(KNOWN)}. Ratios are to raw (one process) "
-            "or raw_x2 (two: ponix_x2, ponix_worker, ..._x2), so keep those in. A ponix one may "
-            "carry settings, e.g. 'ponix[INGESTER_WORKERS=1+NATS_BATCH_SIZE=500]'."
+            "or raw_x2 (two: ponix_x2, ..._x2), so keep those in. A ponix one may "
+            "carry settings, e.g. 'ponix[NATS_BATCH_SIZE=500+NATS_FETCH_EXPIRES=0.5]'."
         ),
     ] = ",".join(DEFAULT_CONTENDERS),
     runs: Annotated[

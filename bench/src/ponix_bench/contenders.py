@@ -16,7 +16,6 @@ DEFAULT_CONTENDERS: Final = (
     "raw_x2",
     "ceiling",
     "ponix",
-    "ponix_worker",
     "ponix_x2",
 )
 KNOWN: Final = (
@@ -27,18 +26,16 @@ KNOWN: Final = (
     "naive",
     "naive_x2",
     "ponix",
-    "ponix_worker",
     "ponix_x2",
 )
 """``raw``: the pull protocol plus ack, no decode, no insert (the yardstick). ``ceiling``:
 nats-py's ``fetch()`` plus ack. ``naive``: fetch, decode, blocking insert, ack. ``ponix``: the
-ingester as shipped (default settings: one process). ``ponix_worker``: ``INGESTER_WORKERS=1``,
-decoding and inserting in a worker process, so one ingester uses both cores. ``ponix_x2``: two
-ingesters as shipped on the same durable consumer (replicas)."""
+ingester as shipped (default settings: one process). ``ponix_x2``: two ingesters as shipped on
+the same durable consumer (replicas)."""
 # Settings a base contender implies (a contender's own ``[...]`` settings override them).
-BASE_ENV: Final[Mapping[str, Mapping[str, str]]] = {"ponix_worker": {"INGESTER_WORKERS": "1"}}
+BASE_ENV: Final[Mapping[str, Mapping[str, str]]] = {}
 # Contenders that use two processes without being two replicas.
-_TWO_PROCESSES: Final = frozenset({"ponix_worker"})
+_TWO_PROCESSES: Final[frozenset[str]] = frozenset()
 # The figures we hold ourselves to (issue 15), as ratios to the raw contender with as many
 # processes, in the same run: (target, moonshot).
 TARGETS: Final[Mapping[str, tuple[float, float]]] = {
@@ -55,7 +52,7 @@ _ENV_ITEM = re.compile(r"^[A-Z][A-Z0-9_]*=.*$")
 
 @dataclass(frozen=True, slots=True)
 class ContenderSpec:
-    """``ponix_x2[INGESTER_WORKERS=1+NATS_BATCH_SIZE=500]``: a base contender plus extra
+    """``ponix_x2[NATS_BATCH_SIZE=500+NATS_FETCH_EXPIRES=0.5]``: a base contender plus extra
     ingester environment (only for ``ponix*``), ``+``-separated."""
 
     base: str
@@ -134,7 +131,7 @@ class ContenderSpec:
 
 
 def parse_contenders(text: str) -> tuple[ContenderSpec, ...]:
-    """``"raw,ponix,ponix[INGESTER_WORKERS=1]"`` -> specs; raises ``ValueError``."""
+    """``"raw,ponix,ponix[NATS_BATCH_SIZE=500]"`` -> specs; raises ``ValueError``."""
     specs: list[ContenderSpec] = []
     for raw in (part.strip() for part in text.split(",")):
         if not raw:
@@ -145,7 +142,7 @@ def parse_contenders(text: str) -> tuple[ContenderSpec, ...]:
             raise ValueError(msg)
         env: dict[str, str] = {}
         if match["env"]:
-            if not match["base"].startswith("ponix"):  # ponix, ponix_worker, ponix_x2
+            if not match["base"].startswith("ponix"):  # ponix, ponix_x2
                 msg = f"{raw!r}: only ponix contenders take settings"
                 raise ValueError(msg)
             for item in match["env"].split("+"):

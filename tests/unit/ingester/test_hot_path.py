@@ -3,8 +3,8 @@
 * ``struct_json`` writes ``data`` straight from the Struct: the same text as
   ``json.dumps(pb.struct_to_dict(data), ensure_ascii=False, allow_nan=False,
   separators=(",", ":"))``, so switching never changes a stored row.
-* ``stream_sequence_key`` (the worker's key for an id-less envelope, from the reply subject)
-  names a message exactly as ``delivery_key`` does from nats-py's ``Msg.metadata``.
+* ``delivery_key`` names an id-less envelope by its stream and stream sequence, read from the
+  ack subject by nats-py's ``Msg.metadata``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from nats.aio.msg import Msg
 
 from ponix_clickhouse import delivery_key, struct_json
 from ponix_proto import pb
-from ponix_workers import stream_sequence_key
 
 leaves = st.one_of(
     st.none(),
@@ -71,20 +70,19 @@ def test_struct_json_rejects_numbers_json_cannot_hold(number: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "key"),
     [
-        "$JS.ACK.PROCESSED_ENVELOPES.clickhouse-writer.1.4213.4200.1700000000000000000.17",
-        "$JS.ACK.hub.ACCHASH.PROCESSED_ENVELOPES.clickhouse-writer.2.77.70.1700000000000000000.3",
-        "$JS.ACK.hub.ACCHASH.S_1.c-1.3.9.8.1700000000000000000.0.XYZ",
+        (
+            "$JS.ACK.PROCESSED_ENVELOPES.clickhouse-writer.1.4213.4200.1700000000000000000.17",
+            "PROCESSED_ENVELOPES:4213",
+        ),
+        (
+            "$JS.ACK.hub.ACCHASH.PROCESSED_ENVELOPES.clickhouse-writer.2.77.70.1700000000000000000.3",
+            "PROCESSED_ENVELOPES:77",
+        ),
     ],
-    ids=["v1", "v2", "v2-with-token"],
+    ids=["v1", "v2"],
 )
-def test_stream_sequence_key_names_a_message_as_delivery_key_does(reply: str) -> None:
+def test_delivery_key_names_an_id_less_message_by_stream_and_sequence(reply: str, key: str) -> None:
     msg = Msg(None, subject="processed_envelopes.acme", reply=reply, data=b"", headers=None)  # type: ignore[arg-type]
-    assert stream_sequence_key(reply) == delivery_key(msg)
-
-
-@pytest.mark.parametrize("reply", ["", "_INBOX.abc", "$JS.ACK.too.short"])
-def test_stream_sequence_key_refuses_what_is_not_an_ack_subject(reply: str) -> None:
-    with pytest.raises(ValueError, match="ack subject"):
-        stream_sequence_key(reply)
+    assert delivery_key(msg) == key

@@ -81,7 +81,6 @@ class BatchWriter:
         backoff: Backoff | None = None,
         shutdown_timeout: float = 2.0,
         client_factory: Callable[[], InsertClient] | None = None,
-        on_state_change: Callable[[], None] | None = None,
     ) -> None:
         """``columns`` is the row layout; it must hold ``id`` (the dedup token is derived from
         it). ``server_version`` decides the INSERT settings (dedup tokens from 22.2, ...);
@@ -89,9 +88,7 @@ class BatchWriter:
         it; when ClickHouse rejects every row of a batch and no row is known to be good, a
         table that still has this layout means the rows are at fault, any other the store
         (``None``: always the store). ``shutdown_timeout``: once shutdown began, how long an
-        INSERT may still take before its rows are given back. ``on_state_change`` is called
-        whenever :attr:`accepting` or :attr:`holding` may have changed (a worker process
-        reports them to its pool); it must be cheap."""
+        INSERT may still take before its rows are given back."""
         if max_concurrent_inserts < 1:
             raise ValueError("max_concurrent_inserts must be at least 1")
         self._max_rows = settings.batch_max_rows
@@ -126,7 +123,6 @@ class BatchWriter:
         self._ready.set()
         self._closing = False
         self._closed_event = asyncio.Event()
-        self._on_state_change = on_state_change
 
     # -- state ------------------------------------------------------------------------------
 
@@ -247,8 +243,6 @@ class BatchWriter:
             self._ready.set()
         else:
             self._ready.clear()
-        if self._on_state_change is not None:
-            self._on_state_change()
 
     # -- inserting ------------------------------------------------------------------------------
 

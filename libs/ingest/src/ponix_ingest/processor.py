@@ -11,8 +11,7 @@ builds a row per message (``ponix_clickhouse.RowBuilder``), hands the rows to th
 * The writer holds a batch through any failure of the store; only when shutdown comes first are
   the rows given back: nakked with a delay and not counted against ``NATS_MAX_DELIVER``.
 
-The same processor runs in the worker processes of ``ponix_workers`` (``INGESTER_WORKERS`` >= 1),
-and its result crosses the pipe as it is.
+``ponix audit`` builds its expectations with the same ``RowBuilder``.
 """
 
 from __future__ import annotations

@@ -9,9 +9,8 @@ Labels say what a series is about: ``stream`` and ``consumer`` for the consumer'
 component binds its label children once, when it is built (:class:`ConsumerMetrics`,
 :class:`WriterMetrics`, ...), and hot paths count per batch (``inc(n)``), never per message.
 
-A gauge's ``multiprocess_mode`` says how the values of several processes combine when they are
-recorded in prometheus_client's multiprocess mode (the ingester's worker processes,
-``ponix_workers``); a process in the ordinary mode ignores it.
+A gauge's ``multiprocess_mode`` says how the values of several processes would combine in
+prometheus_client's multiprocess mode; a process in the ordinary mode ignores it.
 """
 
 from __future__ import annotations

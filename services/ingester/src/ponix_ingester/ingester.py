@@ -7,11 +7,8 @@ Shutdown: the consumer stops fetching and waits for its in-flight batches, which
 stores (latency flushes keep running) so they are acked; then the closers flush what is left,
 drain NATS and close ClickHouse, in that order.
 
-With ``INGESTER_WORKERS`` >= 1 the writer and the row building live in worker processes
-(``ponix_workers``): the event loop here only fetches and acks. A worker that dies fails the
-service; "flush writer" then closes the workers, which flush and exit. Their metrics go through
-a private multiprocess directory, created here and removed at exit. The default is 0: one
-process, with no worker code loaded (bench/README.md has the figures).
+One process does it all; more throughput comes from more replicas on the same durable consumer
+(bench/README.md has the figures that decided against worker processes).
 
 ``ponix_clickhouse_up`` comes from a ping every few seconds (and from each readiness probe), so
 it says whether ClickHouse answers even while nothing is inserted.
@@ -20,10 +17,9 @@ it says whether ClickHouse answers even while nothing is inserted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from clickhouse_driver import Client as ClickHouseClient
 from nats.aio.client import Client as NatsClient
@@ -48,9 +44,6 @@ from ponix_nats import BatchConsumer, NatsUnavailableError, connect, ensure_jets
 from ponix_runner import Deadline, Runner, ShutdownSignal, wait_until_available
 from ponix_telemetry import ReadinessCheck, get_logger, metrics
 
-if TYPE_CHECKING:
-    from ponix_workers import WorkerMetrics, WorkerPool
-
 log = get_logger(__name__)
 
 # Seconds between the pings behind ponix_clickhouse_up; as often as the consumer's gauges.
@@ -63,16 +56,10 @@ class Ingester:
 
     nc: NatsClient
     consumer: BatchConsumer
-    writer: BatchWriter | None
-    """The writer, when rows are inserted in this process (``INGESTER_WORKERS=0``)."""
+    writer: BatchWriter
     probe: ClickHouseClient
     layout: TableLayout
     clickhouse: ClickHouseSettings
-    processor: EnvelopeProcessor | WorkerPool
-    """The consumer's processor: inline, or the worker processes (``INGESTER_WORKERS`` >= 1)."""
-    workers: WorkerPool | None = None
-    """The worker processes that build and insert rows (``INGESTER_WORKERS`` >= 1)."""
-    worker_metrics: WorkerMetrics | None = None
 
     @classmethod
     async def start(
@@ -111,55 +98,32 @@ class Ingester:
             deadline=deadline,
         )
         js = nc.jetstream()
-        writer: BatchWriter | None = None
-        workers: WorkerPool | None = None
-        worker_metrics: WorkerMetrics | None = None
-        processor: EnvelopeProcessor | WorkerPool
         try:
             await ensure_jetstream(js, nats)
             time_range = TimeRange.for_column_type(
                 layout.type_of("occurred_at"), layout.time_scale("occurred_at")
             )
-            # Rows given back at shutdown leave time to settle them within the grace period.
-            writer_shutdown = settings.shutdown_grace / 2
-            subjects = None if settings.trust_payload_org else nats
-            bound = clickhouse.max_in_flight_bytes
-            if settings.workers:
-                # Imported here: the inline ingester loads no worker code.
-                from ponix_workers import WorkerConfig, WorkerMetrics, WorkerPool
-
-                config = WorkerConfig(
-                    clickhouse=clickhouse,
-                    layout=layout,
-                    max_envelope_bytes=settings.max_envelope_bytes,
-                    time_range=time_range,
-                    subjects=subjects,
-                    shutdown_timeout=writer_shutdown,
-                )
-                worker_metrics = WorkerMetrics()
-                workers = await WorkerPool.start(config, settings.workers, deadline, worker_metrics)
-                processor = workers
-            else:
-                writer = BatchWriter(
-                    clickhouse,
-                    layout.columns,
-                    server_version=layout.server_version,
-                    layout=layout,
-                    shutdown_timeout=writer_shutdown,
-                )
-                builder = RowBuilder(
-                    max_bytes=settings.max_envelope_bytes,
-                    time_range=time_range,
-                    subject_for=None if subjects is None else subjects.subject_for,
-                )
-                processor = EnvelopeProcessor(builder, writer)
-            consumer = BatchConsumer(nc, nats, processor, js=js, max_in_flight_bytes=bound)
+            writer = BatchWriter(
+                clickhouse,
+                layout.columns,
+                server_version=layout.server_version,
+                layout=layout,
+                # Rows given back at shutdown leave time to settle them within the grace period.
+                shutdown_timeout=settings.shutdown_grace / 2,
+            )
+            builder = RowBuilder(
+                max_bytes=settings.max_envelope_bytes,
+                time_range=time_range,
+                subject_for=None if settings.trust_payload_org else nats.subject_for,
+            )
+            consumer = BatchConsumer(
+                nc,
+                nats,
+                EnvelopeProcessor(builder, writer),
+                js=js,
+                max_in_flight_bytes=clickhouse.max_in_flight_bytes,
+            )
         except BaseException:
-            if workers is not None:
-                with contextlib.suppress(Exception):
-                    await workers.close()
-            if worker_metrics is not None:
-                worker_metrics.close()
             await nc.close()
             raise
         log.info(
@@ -168,25 +132,16 @@ class Ingester:
             server_version=".".join(map(str, layout.server_version)),
             stream=nats.stream,
             consumer=nats.consumer,
-            workers=settings.workers,
         )
-        return cls(
-            nc, consumer, writer, probe, layout, clickhouse, processor, workers, worker_metrics
-        )
+        return cls(nc, consumer, writer, probe, layout, clickhouse)
 
     def register(self, runner: Runner) -> None:
         runner.add_process("consumer", self.consumer.run)
         runner.add_process("clickhouse probe", self._probe_clickhouse, critical=False)
-        if self.workers is not None:
-            runner.add_process("workers", self.workers.run)
-            runner.add_closer("flush writer", self.workers.close, timeout=5.0)
-        if self.writer is not None:
-            runner.add_process("writer", self.writer.run)
-            runner.add_closer("flush writer", self.writer.close, timeout=5.0)
+        runner.add_process("writer", self.writer.run)
+        runner.add_closer("flush writer", self.writer.close, timeout=5.0)
         runner.add_closer("drain nats", self.nc.drain, timeout=3.0)
         runner.add_closer("close clickhouse", self._close_probe, timeout=1.0)
-        if self.worker_metrics is not None:
-            runner.add_closer("remove worker metrics", self._close_worker_metrics, timeout=1.0)
 
     def readiness(self) -> Mapping[str, ReadinessCheck]:
         async def nats_connected() -> bool:
@@ -197,20 +152,13 @@ class Ingester:
 
         async def clickhouse_storing() -> bool:
             # False while a writer holds a batch that ClickHouse refuses, even if it answers.
-            return not self.processor.holding
+            return not self.writer.holding
 
         checks: dict[str, ReadinessCheck] = {
             "nats": nats_connected,
             "clickhouse": clickhouse_reachable,
             "clickhouse_inserts": clickhouse_storing,
         }
-        workers = self.workers
-        if workers is not None:
-
-            async def workers_alive() -> bool:
-                return workers.alive
-
-            checks["workers"] = workers_alive
         return checks
 
     async def _clickhouse_answers(self) -> bool:
@@ -246,7 +194,3 @@ class Ingester:
 
     async def _close_probe(self) -> None:
         await asyncio.to_thread(self.probe.disconnect)
-
-    async def _close_worker_metrics(self) -> None:
-        if self.worker_metrics is not None:
-            self.worker_metrics.close()

@@ -38,12 +38,3 @@ class IngesterSettings(PonixSettings):
         "default: an envelope on another organization's subject is dead-lettered "
         "(envelope.subject_mismatch), so publish permissions per subject bind the tenant.",
     )
-    workers: int = Field(
-        0,
-        ge=0,
-        le=16,
-        description="Worker processes that decode envelopes and insert rows while the event loop "
-        "only fetches and acks, so one ingester uses more cores (each about 65 MiB idle, 90 MiB "
-        "under load); 0, the default, does everything in one process, the most work per core "
-        "(bench/README.md).",
-    )
