@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ponix_clickhouse import ClickHouseError, make_client, ping
 from ponix_config import ClickHouseSettings, NatsSettings
 from ponix_devstack import NatsServer, NatsTls
 from ponix_nats import NatsTlsError, connect
+from tests.support.certs import make_certs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -138,29 +138,11 @@ async def test_the_control_a_plaintext_nats_client_does_send_the_password(
     assert NATS_PASSWORD.encode() in proxy.sent
 
 
-def _make_certs(directory: Path) -> tuple[Path, Path, Path]:
-    ca_key, ca = directory / "ca.key", directory / "ca.pem"
-    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-
-    def run(*argv: str) -> None:
-        subprocess.run(argv, check=True, capture_output=True)
-
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
-        "-out", str(ca), "-days", "2", "-subj", "/CN=ponix-test-ca")  # fmt: skip
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-        "-subj", "/CN=127.0.0.1")  # fmt: skip
-    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
-    return ca, cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_a_nats_url_with_a_ca_file_upgrades_to_a_tls_server_and_authenticates(
     nats_server_factory: Callable[..., NatsServer], tmp_path: Path
 ) -> None:
-    ca, cert, key = _make_certs(tmp_path)
+    ca, cert, key = make_certs(tmp_path)
     server = nats_server_factory(
         tls=NatsTls(cert_file=cert, key_file=key),
         user="ponix",

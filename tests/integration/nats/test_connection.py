@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from prometheus_client import REGISTRY
 from ponix_config import NatsSettings
 from ponix_devstack import NatsServer, NatsTls, free_port
 from ponix_nats import NatsAuthError, NatsUnavailableError, connect
+from tests.support.certs import make_certs
 
 pytestmark = pytest.mark.integration
 
@@ -95,26 +95,11 @@ async def test_missing_creds_file_is_an_auth_error_before_any_attempt(tmp_path: 
         await connect(settings, name="ponix-test")
 
 
-def _make_certs(directory: Path) -> tuple[Path, Path, Path]:
-    ca_key, ca = directory / "ca.key", directory / "ca.pem"
-    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
-        "-out", str(ca), "-days", "2", "-subj", "/CN=ponix-test-ca")  # fmt: skip
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-        "-subj", "/CN=127.0.0.1")  # fmt: skip
-    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
-    return ca, cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_tls_verifies_the_server_with_the_configured_ca(
     nats_server_factory: Callable[..., NatsServer], tmp_path: Path
 ) -> None:
-    ca, cert, key = _make_certs(tmp_path)
+    ca, cert, key = make_certs(tmp_path)
     server = nats_server_factory(tls=NatsTls(cert_file=cert, key_file=key), jetstream=False)
     nc = await connect(NatsSettings(url=server.url, tls_ca_file=ca), name="ponix-test")
     await nc.close()
