@@ -176,10 +176,6 @@ class Inserter:
     def holding(self) -> bool:
         return bool(self._held)
 
-    @property
-    def held_rows(self) -> int:
-        return sum(len(batch.rows) for batch in self._held)
-
     def shutdown_deadline_passed(self) -> bool:
         return self._stop_at is not None and self._stop_at <= _now()
 

@@ -141,15 +141,6 @@ class BatchWriter:
         """True while a batch is held because the store fails its INSERT."""
         return self._inserter.holding
 
-    @property
-    def held_rows(self) -> int:
-        return self._inserter.held_rows
-
-    @property
-    def accepting(self) -> bool:
-        """True when :meth:`ready` would return at once (not holding, with room)."""
-        return self._ready.is_set() or self._closing
-
     async def ready(self) -> None:
         """Return when the writer is not holding and has room; wait otherwise (the consumer
         stops fetching)."""

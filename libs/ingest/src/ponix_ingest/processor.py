@@ -32,11 +32,6 @@ class EnvelopeProcessor:
         self._builder = builder
         self._writer = writer
 
-    @property
-    def holding(self) -> bool:
-        """True while the writer holds a batch because the store fails its INSERT."""
-        return self._writer.holding
-
     async def ready(self) -> None:
         """Returns when the writer accepts rows; waits while it holds a batch."""
         await self._writer.ready()
