@@ -339,6 +339,10 @@ async def test_fetching_waits_while_the_processor_is_not_ready(
     healthy = asyncio.Event()
 
     class Gated(Recorder):
+        @property
+        def accepting(self) -> bool:
+            return healthy.is_set()
+
         async def ready(self) -> None:
             asked.set()
             await healthy.wait()  # ClickHouse is down; the writer waits it out
@@ -363,6 +367,8 @@ async def test_shutdown_while_waiting_for_readiness_returns_promptly(
     provisioned: NatsSettings, running: RunConsumer
 ) -> None:
     class NeverReady(Recorder):
+        accepting = False
+
         async def ready(self) -> None:
             await asyncio.Event().wait()
 

@@ -277,6 +277,8 @@ class FakeWriter:
         self.reject = reject
         self.added: list[tuple[Any, ...]] = []
 
+    accepting = True
+
     async def ready(self) -> None:
         return None
 

@@ -141,6 +141,11 @@ class BatchWriter:
         """True while a batch is held because the store fails its INSERT."""
         return self._inserter.holding
 
+    @property
+    def accepting(self) -> bool:
+        """Whether :meth:`ready` would return at once."""
+        return self._ready.is_set() or self._closing
+
     async def ready(self) -> None:
         """Return when the writer is not holding and has room; wait otherwise (the consumer
         stops fetching)."""

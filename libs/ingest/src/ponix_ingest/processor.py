@@ -32,6 +32,11 @@ class EnvelopeProcessor:
         self._builder = builder
         self._writer = writer
 
+    @property
+    def accepting(self) -> bool:
+        """Whether the writer accepts rows now (:meth:`ready` would return at once)."""
+        return self._writer.accepting
+
     async def ready(self) -> None:
         """Returns when the writer accepts rows; waits while it holds a batch."""
         await self._writer.ready()

@@ -6,8 +6,9 @@ How it stays fast and bounded (docs/architecture.md, "The data path"):
 
 * A batch is cut when it reaches ``batch_size`` or when the loop has drained what arrived in one
   go (``call_soon``); none per message. So a trickle is processed at once and a backlog in
-  large batches. The next request goes out as soon as the previous one ended, so fetching
-  overlaps the inserts.
+  large batches. The next request goes out as soon as the previous one ended, from the delivery
+  callback itself (``_refill``), before the batch just cut is decoded: fetching overlaps the
+  decoding and the inserts.
 * In flight is bounded by message count (``max_in_flight``, default the consumer's
   ``max_ack_pending``) and by payload bytes (``max_in_flight_bytes``): messages requested,
   delivered and not cut yet, or handed to the processor and not settled, together never exceed
@@ -32,9 +33,10 @@ returns. An in-flight batch is never abandoned (the seed's inserted-but-unacked 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -91,6 +93,11 @@ class BatchProcessor(Protocol):
 class BackpressureProcessor(Protocol):
     """A processor that can ask the loop to wait before fetching more (store outage)."""
 
+    @property
+    def accepting(self) -> bool:
+        """Whether ``ready()`` would return at once."""
+        ...
+
     async def ready(self) -> None: ...
 
 
@@ -124,9 +131,7 @@ class BatchConsumer:
         self._js = js if js is not None else nc.jetstream()
         self._settings = settings
         self._processor = processor
-        self._ready: Callable[[], Coroutine[Any, Any, None]] | None = (
-            processor.ready if isinstance(processor, BackpressureProcessor) else None
-        )
+        self._backpressure = processor if isinstance(processor, BackpressureProcessor) else None
         self._dead_letters = dead_letters or DeadLetterPublisher(
             self._js, settings, max_payload=lambda: nc.max_payload
         )
@@ -143,8 +148,13 @@ class BatchConsumer:
         self._batch_size = min(settings.batch_size, self._max_in_flight)
         self._beat_every = settings.ack_wait / 3
         self._pull = PullRequests(
-            nc, settings, self._on_msg, pending_limit=self._max_in_flight + 1024
+            nc,
+            settings,
+            self._on_msg,
+            pending_limit=self._max_in_flight + 1024,
+            refill=self._refill,
         )
+        self._token: ShutdownSignal | None = None
         # Delivered and not settled: handed to the processor, or in the batch being filled.
         self._in_flight = 0
         self._in_flight_bytes = 0
@@ -170,6 +180,7 @@ class BatchConsumer:
     async def run(self, token: ShutdownSignal) -> None:
         """Consume until ``token`` is set, then finish the in-flight batches and return."""
         await self._check_consumer()
+        self._token = token
         await self._pull.start()
         stop = asyncio.ensure_future(token.wait())
         log.info(
@@ -249,7 +260,8 @@ class BatchConsumer:
                 if not await _unless_stopped(asyncio.sleep(delay), stop):
                     return
                 continue
-            if self._ready is not None and not await _unless_stopped(self._ready(), stop):
+            backpressure = self._backpressure
+            if backpressure is not None and not await _unless_stopped(backpressure.ready(), stop):
                 return
             batch, max_bytes = self._wanted()
             if not batch:
@@ -260,6 +272,26 @@ class BatchConsumer:
             await pull.request(batch, max_bytes)
             if pull.failed is None:
                 failures = 0
+
+    async def _refill(self) -> None:
+        """The next request, from the delivery callback as soon as the last one ended (see
+        :mod:`ponix_nats.pull`), when nothing calls for the loop's care: no shutdown, no failed
+        request, a processor that accepts rows. Otherwise the loop decides, as always."""
+        pull = self._pull
+        backpressure = self._backpressure
+        token = self._token
+        if (
+            token is None
+            or token.is_set
+            or pull.failed is not None
+            or pull.fatal is not None
+            or (backpressure is not None and not backpressure.accepting)
+        ):
+            return
+        batch, max_bytes = self._wanted()
+        if batch:
+            with contextlib.suppress(NatsUnavailableError):  # the loop's next request raises it
+                await pull.request(batch, max_bytes)
 
     # -- receiving and cutting ------------------------------------------------------------------
 
@@ -305,6 +337,9 @@ class BatchConsumer:
         msgs = batch.msgs
         self._batches.add(batch)
         try:
+            # One turn of the loop first: the flusher then writes the request the delivery
+            # callback just queued (``_refill``) before this batch's decoding holds the loop.
+            await asyncio.sleep(0)
             result = await decide(self._processor, msgs)
             self._observe_lag(msgs, result)
             settled = await settle(msgs, result, self._policy, self._dead_letters, self._nc)

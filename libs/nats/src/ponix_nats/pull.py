@@ -9,6 +9,11 @@ One request is open at a time: deliveries carry the stream's subject, not the re
 then is each one known to answer it. A request ends when all its messages came, or with
 JetStream's status message on its reply subject (408 at ``expires``, 409 ...). One lost with a
 connection is given up ``expires`` plus a grace period after it was sent.
+
+A request that ended with its last message is followed at once by the owner's ``refill`` (in
+the same callback, right after that message is delivered), so the server has the next request
+while the batch just cut is decoded: waking the owner's loop instead cost a whole batch's
+processing (7.5 ms median per 1,000 envelopes: a third of the time no request was open).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import nats.errors
@@ -59,6 +64,8 @@ class PullRequests:
 
     ``deliver`` is called (in the event loop, from the subscription's callback) with each
     message; ``changed`` is set whenever a request ends, so the owner may ask again.
+    ``refill``, when given, is awaited when a request ended with its last message, once that
+    message is delivered: the owner asks again there if it may (see the module doc).
     """
 
     def __init__(
@@ -68,10 +75,12 @@ class PullRequests:
         deliver: Callable[[Msg], None],
         *,
         pending_limit: int,
+        refill: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._nc = nc
         self._settings = settings
         self._deliver = deliver
+        self._refill = refill
         self._pending_limit = pending_limit
         self._next_subject = (
             f"{_API_PREFIX}.CONSUMER.MSG.NEXT.{settings.stream}.{settings.consumer}"
@@ -171,11 +180,15 @@ class PullRequests:
             self._on_status(msg)
             return
         request = self._request
+        ended = False
         if request is not None:
             request.remaining -= 1
             if request.remaining <= 0:
                 self._end()
+                ended = True
         self._deliver(msg)
+        if ended and self._refill is not None:
+            await self._refill()
 
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
