@@ -52,6 +52,7 @@ EXPECTED = (
     "ping",
     "qualified_name",
     "quote_identifier",
+    "raw_struct_json",
     "read_table_layout",
     "rs_envelope_id",
     "run_query",

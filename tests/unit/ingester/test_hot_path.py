@@ -3,6 +3,8 @@
 * ``struct_json`` writes ``data`` straight from the Struct: the same text as
   ``json.dumps(pb.struct_to_dict(data), ensure_ascii=False, allow_nan=False,
   separators=(",", ":"))``, so switching never changes a stored row.
+* ``raw_struct_json`` writes it from the values' wire bytes (``pb.RawDataEnvelope``): the same
+  text again, and for bytes that are no Value the refusal upb gives the whole envelope.
 * ``delivery_key`` names an id-less envelope by its stream and stream sequence, read from the
   ack subject by nats-py's ``Msg.metadata``.
 """
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
-from ponix_clickhouse import delivery_key, struct_json
+from ponix_clickhouse import delivery_key, raw_struct_json, struct_json
 from ponix_proto import pb
 
 leaves = st.one_of(
@@ -53,6 +55,55 @@ def test_struct_json_is_the_text_json_dumps_writes(data: dict[str, Any]) -> None
     )
     assert struct_json(struct) == expected
     assert json.loads(struct_json(struct)) == json.loads(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(st.text(max_size=10), values, max_size=8))
+def test_raw_struct_json_is_the_text_of_the_struct(data: dict[str, Any]) -> None:
+    envelope = pb.ProcessedEnvelope()
+    envelope.data.update(data)
+    wire = envelope.SerializeToString()  # what the ingester receives, read both ways
+    expected = struct_json(pb.ProcessedEnvelope.FromString(wire).data)
+    assert raw_struct_json(pb.RawDataEnvelope.FromString(wire).data.fields) == expected
+    assert raw_struct_json(pb.RawDataEnvelope.FromString(wire).data.fields) == expected  # cached
+
+
+def _value_bytes_cases() -> st.SearchStrategy[bytes]:
+    # Mostly near the shapes the fast path reads (a tag, a length, a payload), and any bytes.
+    tags = st.sampled_from([b"\x08", b"\x11", b"\x1a", b"\x20", b"\x2a", b"\x32", b"\x38"])
+    return st.one_of(
+        st.binary(max_size=24),
+        st.builds(lambda tag, rest: tag + rest, tags, st.binary(max_size=24)),
+        st.builds(
+            lambda text, extra: b"\x1a" + bytes([len(text)]) + text + extra,
+            st.binary(max_size=12),
+            st.binary(max_size=3),
+        ),
+        st.builds(lambda b: b"\x20" + bytes([b]), st.integers(0, 255)),
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(raw=_value_bytes_cases())
+def test_raw_struct_json_agrees_with_upb_on_any_value_bytes(raw: bytes) -> None:
+    # The same wire bytes, as a whole envelope: upb's own parse is the reference.
+    shadow = pb.RawDataEnvelope()
+    shadow.data.fields["k"] = raw
+    wire = shadow.SerializeToString()
+    try:
+        expected: str | type[Exception] = struct_json(pb.ProcessedEnvelope.FromString(wire).data)
+    except pb.DecodeError:
+        expected = pb.DecodeError
+    except ValueError:
+        expected = ValueError
+    fields = pb.RawDataEnvelope.FromString(wire).data.fields
+    try:
+        got: str | type[Exception] = raw_struct_json(fields)
+    except (pb.DecodeError, UnicodeDecodeError):
+        got = pb.DecodeError
+    except ValueError:
+        got = ValueError
+    assert got == expected
 
 
 def test_struct_json_of_a_value_without_a_kind_is_null() -> None:

@@ -35,6 +35,7 @@ def test_hot_path_api_is_pinned() -> None:
         "ListValue",
         "NullValue",
         "ProcessedEnvelope",
+        "RawDataEnvelope",
         "Struct",
         "Timestamp",
         "Value",

@@ -53,6 +53,7 @@ from ponix_clickhouse.rows import (
     RowBuilder,
     TimeRange,
     delivery_key,
+    raw_struct_json,
     struct_json,
 )
 from ponix_clickhouse.rs_upgrade import (
@@ -112,6 +113,7 @@ __all__ = (
     "ping",
     "qualified_name",
     "quote_identifier",
+    "raw_struct_json",
     "read_table_layout",
     "rs_envelope_id",
     "run_query",
