@@ -296,7 +296,8 @@ class Bench:
             profiler = await self._profile(started.spec, contender.pids, started.run)
             cpu_before = self._cpu(contender.pids)
             sampled_at = time.monotonic()
-            began = await started.watch.resume()
+            await started.watch.resume()
+            began = await started.watch.wait_delivering(READY_TIMEOUT, contender.check_alive)
             window = await started.watch.wait_acked(
                 last_seq, began, 120.0 + self.options.count / 500, contender.check_alive
             )

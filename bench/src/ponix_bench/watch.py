@@ -2,8 +2,14 @@
 
 Each contender's consumer is created *paused*. Its processes start up (imports, connections,
 migrations) and issue their pull requests, which the server holds; once ``num_waiting`` shows
-every process waiting, the consumer is resumed and deliveries begin at once. So start-up is
-never timed, and two processes start together.
+every process waiting, the consumer is resumed. So start-up is never timed, and two processes
+start together.
+
+The clock starts at the server's own time of the first delivery, not at the resume: nats-server
+(2.15) does not serve the requests held while paused; deliveries begin only when one of them
+expires and its process asks again, up to a whole ``expires`` (1 s) after the resume, a random
+share of a window of 1.5-3 s. The first info that shows a delivery gives ``delivered.last_active``
+(polled every :data:`FIRST_POLL`: a few messages after the first at most).
 
 The clock stops at the server's own time of the last ack (``ack_floor.last_active``), read
 once ``ack_floor.stream_seq`` reached the stream's last sequence: polling granularity does not
@@ -22,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, ConsumerInfo
 
 POLL = 0.02
+FIRST_POLL = 0.002
 # Paused "forever": resumed explicitly by the harness.
 _PAUSE_FOR = timedelta(days=1)
 
@@ -83,6 +90,20 @@ class ConsumerWatch:
         started = datetime.now(UTC)
         await self._js.resume_consumer(self._stream, self._consumer)
         return started
+
+    async def wait_delivering(self, within: float, check: Callable[[], None]) -> datetime:
+        """Once resumed: the server's time of the first delivery (see the module doc)."""
+        deadline = time.monotonic() + within
+        while True:
+            check()
+            info = await self.info()
+            delivered = info.delivered
+            if delivered is not None and delivered.stream_seq and delivered.last_active:
+                return delivered.last_active
+            if time.monotonic() > deadline:
+                msg = f"{self._consumer}: nothing delivered {within:g}s after the resume"
+                raise TimeoutError(msg)
+            await asyncio.sleep(FIRST_POLL)
 
     async def wait_acked(
         self, last_seq: int, started: datetime, within: float, check: Callable[[], None]

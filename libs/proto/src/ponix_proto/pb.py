@@ -11,11 +11,11 @@ builds a row ~20x slower. The two agree byte for byte (``tests/unit/proto``).
 Presence: a message field is ``HasField("occurred_at")``; reading an absent one gives the default
 (epoch 0 / empty Struct), never ``None``.
 
-:data:`RawDataEnvelope` is the same envelope, parsed with ``data``'s map values left as their
-wire bytes (``env.data.fields``: ``str`` to the ``google.protobuf.Value`` bytes). The ingester
-writes the JSON of ``data`` from those bytes: upb builds no message object per value, which
-costs more than the rest of the decoding. Its class is made at import from
-:data:`DESCRIPTOR`, so it cannot drift from the ``.proto``.
+:data:`RawDataEnvelope` is the same envelope, parsed with each of ``data``'s map entries left
+as its wire bytes (``env.data.fields``: a list of ``bytes``, each a key and its
+``google.protobuf.Value``). The ingester writes the JSON of ``data`` from those bytes: iterating
+upb's map and building a message per value cost more than the rest of the decoding. Its class is
+made at import from :data:`DESCRIPTOR`, so it cannot drift from the ``.proto``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any, TypeAlias
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.internal import api_implementation
 from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, NullValue, Struct, Value
@@ -89,46 +89,75 @@ def struct_to_dict(struct: Struct) -> dict[str, JSONValue]:
     return {key: value_to_python(item) for key, item in struct.fields.items()}
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _tagged(number: int, payload: bytes | str | int) -> bytes:
+    """One field of a descriptor message: an integer as a varint, text and bytes delimited."""
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
 def _raw_data_envelope() -> Any:
-    """``ProcessedEnvelope`` with ``data`` as ``RawStruct { map<string, bytes> fields = 1; }``:
-    the wire format of a Struct whose values are read as bytes (a map entry's value is a
-    length-delimited field either way). In a pool of its own, under its own package."""
+    """``ProcessedEnvelope`` with ``data`` as ``RawStruct { repeated bytes fields = 1; }``: a
+    Struct's wire format (its map entries are field 1) with each entry left as its bytes. In a
+    pool of its own, under its own package.
+
+    The ``FileDescriptorProto`` is written here, field by field from ``ProcessedEnvelope``'s
+    descriptor: importing ``descriptor_pb2`` to build it would add 4.5 MiB to every process.
+    Its numbers: FileDescriptorProto name 1, package 2, dependency 3, message_type 4, syntax
+    12; DescriptorProto name 1, field 2; FieldDescriptorProto name 1, number 3, label 4,
+    type 5, type_name 6, json_name 10.
+    """
     package = "ponix.envelope.v1.raw"
-    proto = descriptor_pb2.FileDescriptorProto()
-    DESCRIPTOR.CopyToProto(proto)
-    proto.name = "ponix/envelope/v1/raw_data_envelope.proto"
-    proto.package = package
-    envelope = next(m for m in proto.message_type if m.name == "ProcessedEnvelope")
-    del proto.message_type[:]
-    added = proto.message_type.add()
-    added.CopyFrom(envelope)
-    for field in added.field:
+    optional, repeated = 1, 3
+    fields = b""
+    for field in ProcessedEnvelope.DESCRIPTOR.fields:
+        described = (
+            _tagged(1, field.name)
+            + _tagged(3, field.number)
+            + _tagged(4, repeated if field.is_repeated else optional)
+        )
         if field.name == "data":
-            field.type_name = f".{package}.RawStruct"
-    raw = proto.message_type.add(name="RawStruct")
-    entry = raw.nested_type.add(name="FieldsEntry")
-    entry.options.map_entry = True
-    field_proto = descriptor_pb2.FieldDescriptorProto
-    optional = field_proto.LABEL_OPTIONAL
-    entry.field.add(name="key", number=1, label=optional, type=field_proto.TYPE_STRING)
-    entry.field.add(name="value", number=2, label=optional, type=field_proto.TYPE_BYTES)
-    raw.field.add(
-        name="fields",
-        number=1,
-        label=field_proto.LABEL_REPEATED,
-        type=field_proto.TYPE_MESSAGE,
-        type_name=f".{package}.RawStruct.FieldsEntry",
+            described += _tagged(5, field.TYPE_MESSAGE) + _tagged(6, f".{package}.RawStruct")
+        elif field.message_type is not None:
+            described += _tagged(5, field.type) + _tagged(6, "." + field.message_type.full_name)
+        else:
+            described += _tagged(5, field.type)
+        fields += _tagged(2, described + _tagged(10, field.json_name))
+    raw_struct = _tagged(1, "RawStruct") + _tagged(
+        2,
+        _tagged(1, "fields")
+        + _tagged(3, 1)
+        + _tagged(4, repeated)
+        + _tagged(5, 12)  # TYPE_BYTES
+        + _tagged(10, "fields"),
+    )
+    dependency = Timestamp.DESCRIPTOR.file
+    serialized = (
+        _tagged(1, "ponix/envelope/v1/raw_data_envelope.proto")
+        + _tagged(2, package)
+        + _tagged(3, dependency.name)
+        + _tagged(4, _tagged(1, "ProcessedEnvelope") + fields)
+        + _tagged(4, raw_struct)
+        + _tagged(12, "proto3")
     )
     pool = descriptor_pool.DescriptorPool()
-    for dependency in (Struct.DESCRIPTOR.file, Timestamp.DESCRIPTOR.file):
-        dependency_proto = descriptor_pb2.FileDescriptorProto()
-        dependency.CopyToProto(dependency_proto)
-        pool.Add(dependency_proto)
-    pool.Add(proto)
+    pool.AddSerializedFile(dependency.serialized_pb)
+    pool.AddSerializedFile(serialized)
     return message_factory.GetMessageClass(
         pool.FindMessageTypeByName(f"{package}.ProcessedEnvelope")
     )
 
 
 RawDataEnvelope: Any = _raw_data_envelope()
-"""``ProcessedEnvelope`` with ``data.fields`` mapping each key to its Value's wire bytes."""
+"""``ProcessedEnvelope`` with ``data.fields`` the wire bytes of each of the Struct's map entries
+(key and Value), in the order the envelope carries them."""
