@@ -69,6 +69,9 @@ def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Pa
     assert report["cores"] >= 1
     assert len(report["loadavg"]) == 2
     assert {"python", "nats-server", "clickhouse", "nats-py"} <= set(report["versions"])
+    # The ingesters ran in an environment installed as the image installs it (uv is on the
+    # PATH of every machine the README sets up).
+    assert report["versions"]["ingester environment"].startswith("ponix-ingester only"), report
     [run] = report["runs"]
     names = [r["contender"] for r in run["results"]]
     assert names == list(YARDSTICKS)

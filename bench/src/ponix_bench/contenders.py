@@ -107,9 +107,10 @@ class ContenderSpec:
         batch: int,
         clickhouse_url: str,
         database: str,
+        ingester_python: str = sys.executable,
     ) -> list[list[str]]:
         if self.kind == "ponix":
-            one = [sys.executable, "-m", "ponix_ingester"]
+            one = [ingester_python, "-m", "ponix_ingester"]
         else:
             one = [
                 sys.executable,

@@ -41,6 +41,7 @@ from ponix_bench.procs import (
 )
 from ponix_bench.publish import publish_all
 from ponix_bench.report import ContenderResult, Report, Run
+from ponix_bench.shipped import shipped_python
 from ponix_bench.watch import ConsumerWatch, Window, create_paused
 from ponix_clickhouse import migrate
 from ponix_config import ClickHouseSettings, NatsSettings
@@ -98,6 +99,8 @@ class Bench:
         # Built without reading the environment or a .env file: a NATS_* exported for `ponix run`
         # must not reshape the benchmark.
         self.nats_settings = NatsSettings.model_construct(url=stack.nats_url)
+        self.ingester_python = sys.executable
+        """The interpreter of every ingester the bench starts (:mod:`.shipped`)."""
         self.clickhouse_url = stack.clickhouse_url
 
     # -- helpers ------------------------------------------------------------------------------
@@ -177,6 +180,13 @@ class Bench:
 
     async def run(self) -> Report:
         options = self.options
+        if any(spec.kind == "ponix" for spec in options.contenders):
+            self.progress("installing the ingester as its image does")
+            self.ingester_python, environment = await asyncio.to_thread(
+                shipped_python, self.workdir
+            )
+        else:
+            environment = "no ingester run"
         nc = await nats.connect(self.stack.nats_url, name="ponix-bench")
         try:
             js = nc.jetstream()
@@ -189,7 +199,7 @@ class Bench:
                 count=options.count,
                 batch=options.batch or DEFAULT_BATCH,
                 cores=os.cpu_count() or 0,
-                versions=versions(self.stack),
+                versions={**versions(self.stack), "ingester environment": environment},
                 publish_seconds=publish_seconds,
             )
             if info.state.messages != options.count:
@@ -278,6 +288,7 @@ class Bench:
             batch=self.options.batch or DEFAULT_BATCH,
             clickhouse_url=self.clickhouse_url,
             database=name,
+            ingester_python=self.ingester_python,
         )
         contender = await spawn(f"r{run}-{spec.slug}", argvs, env, self.workdir)
         try:

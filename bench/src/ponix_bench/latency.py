@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ class Bench(Protocol):
     nats_settings: NatsSettings
     clickhouse_url: str
     workdir: Path
+    ingester_python: str
 
     @property
     def latency_storage(self) -> Literal["file", "memory"]: ...
@@ -87,7 +87,9 @@ async def _start_ingester(
             "NATS_STORAGE": settings.storage,
         },
     )
-    contender = await spawn(tag, [[sys.executable, "-m", "ponix_ingester"]], env, bench.workdir)
+    contender = await spawn(
+        tag, [[bench.ingester_python, "-m", "ponix_ingester"]], env, bench.workdir
+    )
     deadline = time.monotonic() + 90
     while True:
         contender.check_alive()
