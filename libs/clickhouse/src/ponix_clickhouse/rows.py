@@ -171,19 +171,20 @@ class RowBuilder:
         device = env.end_device_id
         if not device:
             return Poison(INVALID, "end_device_id is empty")
-        if not env.HasField("occurred_at"):
-            return Poison(INVALID, "occurred_at is missing")
-        low, high, scale = self._low, self._high, self._scale
         occurred = env.occurred_at
         seconds, nanos = occurred.seconds, occurred.nanos
+        # An absent timestamp reads as the epoch: only then is presence worth a call.
+        if not (seconds or nanos or env.HasField("occurred_at")):
+            return Poison(INVALID, "occurred_at is missing")
+        low, high, scale = self._low, self._high, self._scale
         if not low <= seconds < high:
             return Poison(TIMESTAMP_OUT_OF_RANGE, f"occurred_at {seconds}s is out of range")
         if not 0 <= nanos < _NANOS:
             return Poison(TIMESTAMP_OUT_OF_RANGE, f"occurred_at nanos {nanos} not in [0, 1e9)")
         occurred_at = seconds * scale + nanos * scale // _NANOS
-        if env.HasField("processed_at"):
-            done = env.processed_at
-            done_seconds, done_nanos = done.seconds, done.nanos
+        done = env.processed_at
+        done_seconds, done_nanos = done.seconds, done.nanos
+        if done_seconds or done_nanos or env.HasField("processed_at"):
             if not low <= done_seconds < high:
                 return Poison(
                     TIMESTAMP_OUT_OF_RANGE, f"processed_at {done_seconds}s is out of range"
