@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import nats.errors
 import pytest
 from prometheus_client import REGISTRY
 
@@ -27,6 +28,22 @@ async def test_connects_and_names_the_client(nats_url: str) -> None:
         assert nc.options["name"] == "ponix-test"
     finally:
         await nc.close()
+
+
+async def test_subjects_are_checked_unless_the_client_trusts_its_own(nats_url: str) -> None:
+    checked = await connect(NatsSettings(url=nats_url), name="ponix-test")
+    trusting = await connect(NatsSettings(url=nats_url), name="ponix-test", trusted_subjects=True)
+    try:
+        with pytest.raises(nats.errors.BadSubjectError):
+            await checked.publish("bad\r\nPUB x 0", b"")
+        # The ingester's kind of client: its subjects come from the server or from settings.
+        sub = await trusting.subscribe("ponix.trusted")
+        await trusting.publish("ponix.trusted", b"ok")
+        assert (await sub.next_msg(timeout=5)).data == b"ok"
+        assert trusting.options["skip_subject_validation"] is True
+    finally:
+        await checked.close()
+        await trusting.close()
 
 
 async def test_unreachable_server_fails_fast_with_one_line(

@@ -93,7 +93,9 @@ class Ingester:
         )
         nc = await wait_until_available(
             "nats",
-            lambda: connect(nats, name=client_name),
+            # Its subjects: acks to the server's reply subjects, pull requests and the DLQ
+            # subject, all from validated settings.
+            lambda: connect(nats, name=client_name, trusted_subjects=True),
             retry_on=(NatsUnavailableError,),
             deadline=deadline,
         )
