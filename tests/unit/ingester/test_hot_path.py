@@ -94,6 +94,15 @@ def test_raw_struct_json_keeps_the_publishers_key_order() -> None:
     assert raw_struct_json(entries) == '{"z":1.0,"a":2.0,"m":3.0}'
 
 
+def test_raw_struct_json_reads_long_entries_through_upb() -> None:
+    envelope = pb.ProcessedEnvelope()
+    envelope.data.update({"note": "é" * 200, "n": 1.5})
+    wire = envelope.SerializeToString()
+    got = raw_struct_json(pb.RawDataEnvelope.FromString(wire).data.fields)
+    assert json.loads(got) == {"note": "é" * 200, "n": 1.5}
+    assert '"note":"' + "é" * 200 + '"' in got  # non-ASCII kept, as json.dumps(ensure_ascii=False)
+
+
 def test_raw_struct_json_takes_the_last_value_of_a_key_given_twice() -> None:
     wire = b"".join(
         b"\x1a" + bytes([len(body) + 2]) + b"\x0a" + bytes([len(body)]) + body

@@ -42,6 +42,7 @@ def test_hot_path_api_is_pinned() -> None:
         "implementation",
         "struct_to_dict",
         "value_to_python",
+        "varint",
     )
     for name in pb.__all__:
         assert hasattr(pb, name)
@@ -72,3 +73,12 @@ def test_both_runtimes_describe_the_same_message() -> None:
     assert [f.name for f in pb.ProcessedEnvelope.DESCRIPTOR.fields] == [
         f.name for f in dataclasses.fields(ponix_proto.ProcessedEnvelope)
     ]
+
+
+def test_varint_is_protobufs_base_128_encoding() -> None:
+    assert pb.varint(0) == b"\x00"
+    assert pb.varint(127) == b"\x7f"
+    assert pb.varint(300) == b"\xac\x02"
+    # upb reads it back as a length: a Value's string of 300 bytes behind its tag.
+    text = "x" * 300
+    assert pb.Value.FromString(b"\x1a" + pb.varint(300) + text.encode()).string_value == text

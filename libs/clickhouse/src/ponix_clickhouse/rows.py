@@ -292,7 +292,7 @@ def _entry_json(entry: bytes) -> tuple[object, str]:
         )
     else:
         # The entry as the one field of a Struct: upb parses it, whatever its encoding.
-        struct = _parse_struct(_ENTRY_TAG + _varint(size) + entry)
+        struct = _parse_struct(_ENTRY_TAG + pb.varint(size) + entry)
         found = (_DROPPED, "")
         for key, value in struct.fields.items():
             found = (key, (_KEY_JSON.get(key) or _key_json(key)) + _value_json(value))
@@ -301,15 +301,6 @@ def _entry_json(entry: bytes) -> tuple[object, str]:
             _ENTRY_JSON.clear()
         _ENTRY_JSON[entry] = found
     return found
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _raw_value_json(raw: bytes) -> str:

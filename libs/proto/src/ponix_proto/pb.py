@@ -46,6 +46,7 @@ __all__ = (
     "implementation",
     "struct_to_dict",
     "value_to_python",
+    "varint",
 )
 
 JSONValue: TypeAlias = "bool | float | str | list[JSONValue] | dict[str, JSONValue] | None"
@@ -89,7 +90,8 @@ def struct_to_dict(struct: Struct) -> dict[str, JSONValue]:
     return {key: value_to_python(item) for key, item in struct.fields.items()}
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A non-negative integer as protobuf's base-128 varint."""
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
@@ -101,9 +103,9 @@ def _varint(value: int) -> bytes:
 def _tagged(number: int, payload: bytes | str | int) -> bytes:
     """One field of a descriptor message: an integer as a varint, text and bytes delimited."""
     if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
+        return varint(number << 3) + varint(payload)
     data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
+    return varint(number << 3 | 2) + varint(len(data)) + data
 
 
 def _raw_data_envelope() -> Any:
