@@ -85,11 +85,9 @@ class ConsumerWatch:
                 raise TimeoutError(msg)
             await asyncio.sleep(POLL)
 
-    async def resume(self) -> datetime:
-        """Resume the consumer; returns the wall-clock time just before the request."""
-        started = datetime.now(UTC)
+    async def resume(self) -> None:
+        """Resume the consumer; :meth:`wait_delivering` tells when deliveries began."""
         await self._js.resume_consumer(self._stream, self._consumer)
-        return started
 
     async def wait_delivering(self, within: float, check: Callable[[], None]) -> datetime:
         """Once resumed: the server's time of the first delivery (see the module doc)."""

@@ -24,6 +24,7 @@ import math
 from typing import Any, TypeAlias
 
 from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.internal import api_implementation
 from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, NullValue, Struct, Value
@@ -120,7 +121,7 @@ def _raw_data_envelope() -> Any:
     type 5, type_name 6, json_name 10.
     """
     package = "ponix.envelope.v1.raw"
-    optional, repeated = 1, 3
+    optional, repeated = FieldDescriptor.LABEL_OPTIONAL, FieldDescriptor.LABEL_REPEATED
     fields = b""
     for field in ProcessedEnvelope.DESCRIPTOR.fields:
         described = (
@@ -129,7 +130,8 @@ def _raw_data_envelope() -> Any:
             + _tagged(4, repeated if field.is_repeated else optional)
         )
         if field.name == "data":
-            described += _tagged(5, field.TYPE_MESSAGE) + _tagged(6, f".{package}.RawStruct")
+            described += _tagged(5, FieldDescriptor.TYPE_MESSAGE)
+            described += _tagged(6, f".{package}.RawStruct")
         elif field.message_type is not None:
             described += _tagged(5, field.type) + _tagged(6, "." + field.message_type.full_name)
         else:
@@ -140,7 +142,7 @@ def _raw_data_envelope() -> Any:
         _tagged(1, "fields")
         + _tagged(3, 1)
         + _tagged(4, repeated)
-        + _tagged(5, 12)  # TYPE_BYTES
+        + _tagged(5, FieldDescriptor.TYPE_BYTES)
         + _tagged(10, "fields"),
     )
     dependency = Timestamp.DESCRIPTOR.file
