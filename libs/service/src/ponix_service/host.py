@@ -2,20 +2,36 @@
 
 ``/healthz`` answers from the first moment, and ``/readyz`` says "not ready" while start-up is
 still waiting for NATS or ClickHouse, so an orchestrator can tell a slow start from a dead one.
+
+Once start-up is done, the cyclic garbage collector is set for a service's hot path
+(:func:`settle_heap`). What start-up left on the heap (modules, settings, clients: objects that
+live as long as the process) is frozen out of its sight, so full collections no longer walk it
+again and again; and a young collection waits for :data:`GC_YOUNG_THRESHOLD` new objects, not
+CPython's 700. The ingester keeps every message alive until its batch is settled, so at 700 a
+young collection ran every few hundred envelopes and walked the lists that hold them. Measured
+in the ingester (``ponix bench``, 100,000 envelopes, ``gc.callbacks``): the collector's time
+after start-up fell from 1.4-1.5 µs per envelope to 0.35-0.38, in 6-7 young collections of 6-12
+ms each, where it used to be about 350 of 0.07 ms, 30 older ones and 2-3 full ones. Frozen
+objects are still freed when nothing refers to them; only a reference cycle among them would
+stay.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from ponix_config import TelemetrySettings
 from ponix_runner import Runner, RunResult
 from ponix_telemetry import HealthServer, ReadinessCheck, get_logger
 
-__all__ = ("Component", "StartFn", "serve")
+__all__ = ("GC_YOUNG_THRESHOLD", "Component", "StartFn", "serve", "settle_heap")
 
 log = get_logger(__name__)
+
+GC_YOUNG_THRESHOLD: Final = 20_000
+"""Net new container objects that trigger a young collection once a service runs."""
 
 
 class Component(Protocol):
@@ -75,6 +91,7 @@ async def serve(
         runner.add_closer("health server", health.stop, timeout=health_timeout)
     if components is not None:
         started = True
+        settle_heap()
         log.info("service started")
     result = await runner.run()
     log.info(
@@ -84,3 +101,12 @@ async def serve(
         failures=[f"{f.name}: {f.message}" for f in result.failures],
     )
     return result
+
+
+def settle_heap() -> None:
+    """Start-up is over: collect its garbage, freeze what is left out of the cyclic collector's
+    sight, and raise the young generation's threshold (see the module doc)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
