@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -145,6 +149,15 @@ class Visibility:
         self._client.disconnect()
 
 
+def keep_log(log: Path, what: str) -> Path:
+    """A copy of ``log`` outside the bench's workdir (which is removed at the end), in the
+    temporary directory, named after ``what`` and the UTC time."""
+    at = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kept = Path(tempfile.gettempdir()) / f"ponix-bench-{what}-{at}.log"
+    shutil.copyfile(log, kept)
+    return kept
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -194,7 +207,7 @@ async def measure_latency(
         await poller
         latencies = [seen.latencies[k] for k in due if k in seen.latencies]
         missing = len(due) - len(latencies)
-        return Latency(
+        result = Latency(
             rate=rate,
             sustained_rate=sustained,
             storage=settings.storage,
@@ -212,6 +225,11 @@ async def measure_latency(
             ack_pending_after_exit=info.num_ack_pending or 0,
             redelivered=info.num_redelivered or 0,
         )
+        if not result.stop_ok:
+            # The bench's workdir goes at the end: keep what the ingester said while stopping.
+            kept = keep_log(contender.logs[0], "sigterm")
+            result = dataclasses.replace(result, sigterm_log=str(kept))
+        return result
     finally:
         await contender.stop()
         seen.close()

@@ -111,6 +111,17 @@ class Latency:
     exit_code: int | None
     ack_pending_after_exit: int
     redelivered: int
+    sigterm_log: str | None = None
+    """Where the ingester's log was kept when its stop missed the target (else None)."""
+
+    @property
+    def stop_ok(self) -> bool:
+        """The SIGTERM target: exit 0 within SIGTERM_TARGET_SECONDS, nothing left unacked."""
+        return (
+            self.sigterm_exit_seconds <= SIGTERM_TARGET_SECONDS
+            and self.ack_pending_after_exit == 0
+            and not self.exit_code
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +213,7 @@ def _rate(value: float) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     line = "  ".join(
         h.ljust(w) if i == 0 else h.rjust(w)
         for i, (h, w) in enumerate(zip(header, widths, strict=True))
@@ -279,11 +290,6 @@ def render(report: Report) -> str:
     lat = report.latency
     if lat is not None:
         latency_ok = lat.p99 <= P99_TARGET_SECONDS and not lat.missing
-        stop_ok = (
-            lat.sigterm_exit_seconds <= SIGTERM_TARGET_SECONDS
-            and lat.ack_pending_after_exit == 0
-            and not lat.exit_code
-        )
         lines += [
             "",
             f"latency publish -> queryable at {_rate(lat.rate)}/s (half of ponix's "
@@ -296,8 +302,10 @@ def render(report: Report) -> str:
             f"{lat.peak_rss_mib:.0f} MiB",
             f"SIGTERM under load: exit {lat.exit_code} in {lat.sigterm_exit_seconds:.2f}s, "
             f"{lat.ack_pending_after_exit} ack pending after exit "
-            f"(target <= {SIGTERM_TARGET_SECONDS:g}s and 0 {'ok' if stop_ok else 'MISSED'})",
+            f"(target <= {SIGTERM_TARGET_SECONDS:g}s and 0 {'ok' if lat.stop_ok else 'MISSED'})",
         ]
+        if lat.sigterm_log is not None:
+            lines.append(f"  the ingester's log of that stop, kept: {lat.sigterm_log}")
     soak = report.soak
     if soak is not None:
         lines += [
