@@ -35,6 +35,7 @@ from ponix_bench.procs import (
     Memory,
     clean_env,
     cpu_seconds,
+    loop_times,
     machine_busy_seconds,
     memory,
     spawn,
@@ -306,6 +307,7 @@ class Bench:
             idle = memory(contender.pids, "VmRSS")
             profiler = await self._profile(started.spec, contender.pids, started.run)
             cpu_before = self._cpu(contender.pids)
+            loops_before = loop_times(contender.pids)
             sampled_at = time.monotonic()
             await started.watch.resume()
             began = await started.watch.wait_delivering(READY_TIMEOUT, contender.check_alive)
@@ -314,6 +316,7 @@ class Bench:
             )
             peak = memory(contender.pids, "VmHWM")
             cpu_after = self._cpu(contender.pids)
+            loops_after = loop_times(contender.pids)
             sampled_seconds = time.monotonic() - sampled_at
         except BaseException:
             await contender.stop()
@@ -327,7 +330,12 @@ class Bench:
         others = machine - used["own"] - used["nats-server"] - used["clickhouse"]
         cpu = {k: round(v * 1e6 / self.options.count, 1) for k, v in used.items()}
         others_cores = round(max(0.0, others) / max(sampled_seconds, 1e-6), 2)
-        return _Measured(started, window, idle, peak, cpu, others_cores)
+        # Per event loop, a share of the window from the first delivery to the last ack (the
+        # loops idle before and after it), so two processes read like one.
+        loop_seconds = max(window.seconds, 1e-6) * max(len(contender.pids), 1)
+        loop_on_core = round((loops_after.on_core - loops_before.on_core) / loop_seconds, 3)
+        loop_queued = round((loops_after.queued - loops_before.queued) / loop_seconds, 3)
+        return _Measured(started, window, idle, peak, cpu, others_cores, loop_on_core, loop_queued)
 
     async def _finish(self, js: JetStreamContext, measured: _Measured) -> ContenderResult:
         """Stop the processes, count the table's rows, drop it and the consumer."""
@@ -363,6 +371,8 @@ class Bench:
             redelivered=window.redelivered,
             cpu_us_per_msg=measured.cpu,
             others_cores=measured.others_cores,
+            loop_on_core=measured.loop_on_core,
+            loop_queued=measured.loop_queued,
         )
 
 
@@ -383,6 +393,8 @@ class _Measured:
     peak: Memory
     cpu: dict[str, float]
     others_cores: float
+    loop_on_core: float
+    loop_queued: float
 
 
 async def _stop_profiler(proc: asyncio.subprocess.Process) -> None:

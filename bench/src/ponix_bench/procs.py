@@ -79,6 +79,33 @@ def cpu_seconds(pids: Sequence[int], *, children: bool | None = None) -> float:
     return total / _TICK
 
 
+@dataclass(frozen=True, slots=True)
+class LoopTimes:
+    """Where the main threads of some processes (the event loops) spent their time so far, in
+    seconds summed over the threads: ``on_core`` running, ``queued`` ready to run but waiting
+    for a core (another process or thread had it). The rest of the wall time they slept:
+    waiting for input, for a thread's result, or for the GIL."""
+
+    on_core: float
+    queued: float
+
+
+def loop_times(pids: Sequence[int]) -> LoopTimes:
+    """:class:`LoopTimes` of the main threads of ``pids`` (Linux
+    ``/proc/<pid>/task/<pid>/schedstat``: nanoseconds on a core, nanoseconds on a run queue,
+    timeslices). A thread that is gone counts nothing."""
+    on_core = queued = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text(encoding="ascii")
+        except OSError:
+            continue
+        ran, waited, _ = text.split()
+        on_core += int(ran)
+        queued += int(waited)
+    return LoopTimes(on_core / 1e9, queued / 1e9)
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy so far, over all cores (``/proc/stat``: every
     state but idle and iowait; steal counts as busy, since the time was not ours to use)."""

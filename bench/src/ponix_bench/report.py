@@ -51,6 +51,11 @@ class ContenderResult:
     others_cores: float
     """Cores busy with everything else on the machine during the window (the harness, other
     users): how loaded the machine was."""
+    loop_on_core: float
+    """Share of the window its event loops (each process's main thread) ran on a core: under 1,
+    a loop is not bound by its own CPU alone (``procs.LoopTimes``)."""
+    loop_queued: float
+    """Share of the window its event loops were ready to run but waited for a core."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,8 @@ class Median:
     runs: int
     cpu_us_per_msg: dict[str, float]
     others_cores: float
+    loop_on_core: float
+    loop_queued: float
 
     @property
     def verdict(self) -> str:
@@ -193,6 +200,8 @@ class Report:
                         for key in results[0].cpu_us_per_msg
                     },
                     others_cores=statistics.median(r.others_cores for r in results),
+                    loop_on_core=statistics.median(r.loop_on_core for r in results),
+                    loop_queued=statistics.median(r.loop_queued for r in results),
                 )
             )
 
@@ -261,6 +270,8 @@ def render(report: Report) -> str:
                 f"{cpu.get('nats-server', 0.0):.1f}",
                 f"{cpu.get('clickhouse', 0.0):.1f}",
                 f"{m.others_cores:.2f}",
+                f"{m.loop_on_core:.0%}",
+                f"{m.loop_queued:.0%}",
                 f"{m.peak_rss_mib:.0f}"
                 + (
                     f" ({m.peak_rss_total_mib:.0f})"
@@ -283,6 +294,8 @@ def render(report: Report) -> str:
             "nats",
             "ch",
             "other cores",
+            "loop on core",
+            "queued",
             "peak RSS MiB",
         ],
         rows,
